@@ -1,0 +1,1 @@
+"""tao-automl: hyperparameter sweeps for RT-DETR driven by TAO skill schemas."""

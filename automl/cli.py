@@ -1,0 +1,48 @@
+"""The ``tao-automl`` command line.
+
+Each command lives in its own module under ``automl/commands`` and exposes
+``register(subparsers)``, which adds its parser and sets ``handler``.  Bad input
+anywhere below raises :class:`trainers.errors.UserError`; it is printed as one
+line and the process exits with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from trainers.errors import UserError
+
+# Module names under automl.commands, in the order `--help` lists them.
+COMMANDS = [
+    "import_weights",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tao-automl",
+        description="Train, sweep and deploy RT-DETR detectors from TAO skill specs.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"automl.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as error:
+        print(f"tao-automl {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tao-automl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
