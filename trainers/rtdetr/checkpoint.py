@@ -5,7 +5,7 @@ A checkpoint is a dict of tensors and plain data only, so it loads with
 refused instead of executed.  Keys:
 
 - ``format``: ``"tao-automl/rtdetr"`` and ``format_version``: 1
-- ``model``: the model's state dict
+- ``model``: the state dict to run (the EMA weights when EMA is on)
 - ``model_config``: the ``model.*`` settings the weights need (a plain dict)
 - ``num_classes``: int; ``category_ids``: the dataset's category id of each
   contiguous label (list of int, may be empty); ``class_names``: list of str
@@ -68,7 +68,9 @@ def load_checkpoint(path: os.PathLike | str, map_location: str | torch.device = 
 
 
 def model_state_from(payload: Dict[str, Any], path: os.PathLike | str = "checkpoint") -> Dict[str, torch.Tensor]:
-    """The model weights of a checkpoint: ours, or the official layouts ``ema.module`` / ``model``."""
+    """The weights to run: ours (``model``), or the official layouts (``ema.module`` first, then ``model``)."""
+    if payload.get("format") == FORMAT:
+        return payload["model"]
     if isinstance(payload.get("ema"), dict) and isinstance(payload["ema"].get("module"), dict):
         return payload["ema"]["module"]
     if isinstance(payload.get("model"), dict):
