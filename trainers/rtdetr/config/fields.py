@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 INF = math.inf
 
@@ -37,6 +37,9 @@ def param(
     required: bool = False,
     value_type: Optional[str] = None,
     pattern: Optional[str] = None,
+    active_when: Optional[Mapping[str, Sequence[Any]]] = None,
+    maximum_expr: Optional[str] = None,
+    no_effect: Optional[str] = None,
 ) -> Any:
     """A leaf config field.
 
@@ -45,6 +48,18 @@ def param(
     both lists (searchable only when a user asks for it).  ``value_type``
     overrides the TAO type name the generator would infer from the default
     (for example ``"ordered_int"``).
+
+    Three extensions (written as ``x_*`` keys, which NVIDIA's readers ignore)
+    tell the search-space builder what the trainer does with the value:
+
+    - ``active_when``: ``{dotted_key: [values]}``; the field only has an effect
+      when every named key holds one of the values (momentum only with SGD).
+    - ``maximum_expr``: an upper bound that depends on other keys, written as
+      an arithmetic expression over dotted names, e.g.
+      ``"min(model.num_queries, model.num_queries * dataset.num_classes - 1)"``.
+    - ``no_effect``: why searching the field cannot change the trained model
+      (data-loader workers change speed only); such fields are left out of the
+      default search space with this reason.
     """
     meta = {
         "title": title,
@@ -61,6 +76,9 @@ def param(
         "required": required,
         "value_type": value_type,
         "pattern": pattern,
+        "active_when": {k: list(v) for k, v in active_when.items()} if active_when else None,
+        "maximum_expr": maximum_expr,
+        "no_effect": no_effect,
     }
     if option_weights is not None and (enum is None or len(option_weights) != len(enum)):
         raise ValueError(f"option_weights must align with enum for {description!r}")

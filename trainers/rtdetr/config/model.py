@@ -7,6 +7,12 @@ from typing import List
 from .fields import INF, param, section
 
 BACKBONES = ("resnet_18", "resnet_34", "resnet_50", "resnet_101")
+# The names NVIDIA's schema accepts; config/support.py rejects the ones we do not run.
+NVIDIA_BACKBONES = BACKBONES + (
+    "convnext_tiny", "convnext_small", "convnext_base", "convnext_large", "convnext_xlarge",
+    "fan_tiny", "fan_small", "fan_base", "fan_large",
+    "efficientvit_b0", "efficientvit_b1", "efficientvit_b2", "efficientvit_b3",
+    "efficientvit_l0", "efficientvit_l1", "efficientvit_l2", "efficientvit_l3")
 
 
 @dataclass
@@ -25,8 +31,9 @@ class ModelConfig:
 
     pretrained_backbone_path: str = param(
         "", description="[Optional] Path to ImageNet backbone weights (a torchvision-style ResNet state dict or ours).")
-    backbone: str = param("resnet_50", enum=list(BACKBONES),
-                          description="The backbone (ResNet-vd). resnet18 / resnet50 spellings are accepted too.")
+    backbone: str = param("resnet_50", enum=list(NVIDIA_BACKBONES),
+                          description="The backbone. NVIDIA's names are accepted; this trainer runs the "
+                                      "ResNet-vd ones (resnet_18, resnet_34, resnet_50, resnet_101).")
     train_backbone: bool = param(True, description="When false, the backbone weights are frozen.")
     freeze_at: int = param(-1, minimum=-1, maximum=4,
                            description="Freeze the stem and the first N backbone stages (-1: nothing, 0: stem only).")
@@ -35,6 +42,7 @@ class ModelConfig:
     num_queries: int = param(300, minimum=1, maximum=INF, parent_param=True, automl_enabled=True,
                              description="The number of object queries.")
     num_select: int = param(300, minimum=1, maximum=1000, depends_on="model.num_queries", automl_enabled=True,
+                            maximum_expr="min(model.num_queries, model.num_queries * dataset.num_classes - 1)",
                             description="The number of top-K predictions kept by the post-processor. "
                                         "Must be <= num_queries and < num_queries * num_classes.")
     num_feature_levels: int = param(3, minimum=1, maximum=4,
