@@ -17,12 +17,9 @@ from typing import Any, Dict
 import torch
 from torch import nn
 
+from .distributed import unwrap_model
+
 OFFICIAL_RAMP = 2000
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The module inside a DistributedDataParallel (or DataParallel) wrapper."""
-    return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
 
 
 class ModelEMA:
