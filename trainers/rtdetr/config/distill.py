@@ -23,7 +23,8 @@ class DistillationBindingConfig:
 class DistillConfig:
     """Distil a teacher into the student described by ``model``."""
 
-    teacher: ModelConfig = section(ModelConfig, description="The teacher's architecture (same keys as model).")
+    teacher: ModelConfig = section(ModelConfig, searchable=False,
+                                   description="The teacher's architecture (same keys as model).")
     pretrained_teacher_model_path: str = param(MISSING, description="The teacher's checkpoint.")
     bindings: List[DistillationBindingConfig] = param(
         [DistillationBindingConfig()], automl_enabled=False,

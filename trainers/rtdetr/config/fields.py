@@ -90,10 +90,15 @@ def param(
 
 def section(cls: type, *, description: str, title: Optional[str] = None,
             automl_enabled: Optional[bool] = False, default_factory: Optional[Callable[[], Any]] = None,
-            required: bool = False) -> Any:
-    """A nested dataclass field (TAO's ``collection``)."""
+            required: bool = False, searchable: bool = True) -> Any:
+    """A nested dataclass field (TAO's ``collection``).
+
+    ``searchable=False`` drops the AutoML defaults of everything below: a
+    distillation teacher re-uses ModelConfig, but its architecture is fixed by
+    its checkpoint and must never be sampled.
+    """
     meta = {"title": title, "description": description, "automl_enabled": automl_enabled,
-            "required": required, "value_type": "collection"}
+            "required": required, "value_type": "collection", "searchable": searchable}
     return dataclasses.field(default_factory=default_factory or cls, metadata={SCHEMA_KEY: meta})
 
 
