@@ -67,6 +67,9 @@ def test_postprocessor_output_converts_to_coco_records_in_dataset_ids():
     results = [{"scores": torch.tensor([0.9, 0.4]), "labels": torch.tensor([1, 0]),
                 "boxes": torch.tensor([[100.0, 20.0, 160.0, 80.0], [10.0, 10.0, 60.0, 50.0]])},
                {"scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.long), "boxes": torch.zeros(0, 4)}]
+    results[0]["labels"] = torch.tensor([1, 0, 2])           # label 2: a spare output, no category
+    results[0]["scores"] = torch.tensor([0.9, 0.4, 0.3])
+    results[0]["boxes"] = torch.cat([results[0]["boxes"], torch.ones(1, 4)])
     records = detections_to_coco(results, image_ids=[1, 2], category_ids=[3, 7])
     assert records == [{"image_id": 1, "category_id": 7, "bbox": [100.0, 20.0, 60.0, 60.0], "score": pytest.approx(0.9)},
                        {"image_id": 1, "category_id": 3, "bbox": [10.0, 10.0, 50.0, 40.0], "score": pytest.approx(0.4)}]
@@ -81,3 +84,11 @@ def test_ground_truth_from_a_file_and_a_table(tmp_path, capsys):
     table = format_metrics_table(metrics)
     assert "AP50    1.000" in table and "bird" in table and "n/a" in table
     assert load_coco_ground_truth(load_coco_ground_truth(str(path))).getImgIds() == [1, 2]
+
+
+def test_evaluation_can_be_restricted_to_the_images_that_were_run():
+    detections = [d for d in perfect_detections() if d["image_id"] == 1]
+    metrics = coco_metrics(ground_truth(), detections, image_ids=[1])
+    assert metrics["AP50"] == pytest.approx(1.0) and metrics["num_images"] == 1
+    cat = next(row for row in metrics["per_class"] if row["name"] == "cat")
+    assert cat["num_gt"] == 1

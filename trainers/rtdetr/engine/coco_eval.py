@@ -69,16 +69,20 @@ def detections_to_coco(results: Sequence[Mapping[str, torch.Tensor]], image_ids:
     ``results[i]`` holds ``scores`` [K], ``labels`` [K] (contiguous 0..C-1) and
     ``boxes`` [K, 4] (x1, y1, x2, y2 in original-image pixels) for the image
     ``image_ids[i]``; ``category_ids[label]`` is the dataset's id of a label.
+    Labels past the end of ``category_ids`` (spare outputs of a head sized
+    with TAO's "+1" habit) name no category and are dropped.
     """
     lookup = torch.as_tensor(list(category_ids), dtype=torch.int64)
     records = []
     for result, image_id in zip(results, image_ids):
-        boxes = result["boxes"].detach().float().cpu()
+        labels = result["labels"].detach().cpu().long()
+        known = labels < len(lookup)
+        boxes = result["boxes"].detach().float().cpu()[known]
         if boxes.numel() == 0:
             continue
         xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
-        categories = lookup[result["labels"].detach().cpu().long()].tolist()
-        scores = result["scores"].detach().float().cpu().tolist()
+        categories = lookup[labels[known]].tolist()
+        scores = result["scores"].detach().float().cpu()[known].tolist()
         for box, category, score in zip(xywh, categories, scores):
             records.append({"image_id": int(image_id), "category_id": int(category), "bbox": box,
                             "score": float(score)})
@@ -102,27 +106,39 @@ def _defined(value: float) -> Optional[float]:
 
 
 def coco_metrics(ground_truth: Union[str, os.PathLike, Mapping[str, Any], COCO],
-                 detections: Sequence[Mapping[str, Any]], max_dets: int = MAX_DETECTIONS) -> Dict[str, Any]:
-    """COCO box metrics of ``detections`` against ``ground_truth`` (see the module docstring for the keys)."""
+                 detections: Sequence[Mapping[str, Any]], max_dets: int = MAX_DETECTIONS,
+                 image_ids: Optional[Sequence[int]] = None) -> Dict[str, Any]:
+    """COCO box metrics of ``detections`` against ``ground_truth`` (see the module docstring for the keys).
+
+    ``image_ids`` restricts the evaluation to the images that were run (the
+    data pipeline may have skipped broken ones); default: every image.
+    """
     coco_gt = load_coco_ground_truth(ground_truth)
     known_images = set(coco_gt.getImgIds())
+    if image_ids is not None:
+        unknown = set(int(i) for i in image_ids) - known_images
+        if unknown:
+            raise UserError(f"image ids that the ground truth does not have: {sorted(unknown)[:5]}")
+        known_images = set(int(i) for i in image_ids)
     stray = {int(d["image_id"]) for d in detections} - known_images
     if stray:
         raise UserError(f"detections for image ids that the ground truth does not have: {sorted(stray)[:5]}")
     categories = sorted(coco_gt.getCatIds())
     names = {c["id"]: c.get("name", str(c["id"])) for c in coco_gt.loadCats(categories)}
-    gt_counts = {c: len(coco_gt.getAnnIds(catIds=[c], iscrowd=False)) for c in categories}
+    image_list = sorted(known_images)
+    gt_counts = {c: len(coco_gt.getAnnIds(imgIds=image_list, catIds=[c], iscrowd=False)) for c in categories}
     detections = _top_per_image(detections, max_dets)
 
     summary: Dict[str, Optional[float]] = {key: (0.0 if key in ("AP", "AP50", "AP75") else None)
                                            for key in SUMMARY_KEYS}
     per_class_ap50: Dict[int, Optional[float]] = {c: (0.0 if gt_counts[c] else None) for c in categories}
     per_class_ap: Dict[int, Optional[float]] = dict(per_class_ap50)
-    if detections and coco_gt.getAnnIds():
+    if detections and coco_gt.getAnnIds(imgIds=image_list):
         with _quiet():
             coco_dt = coco_gt.loadRes(detections)
             evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
             evaluator.params.maxDets = [1, 10, max_dets]
+            evaluator.params.imgIds = image_list
             evaluator.evaluate()
             evaluator.accumulate()
             evaluator.summarize()

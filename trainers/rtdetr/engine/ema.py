@@ -51,9 +51,9 @@ class ModelEMA:
         for key, averaged in self.module.state_dict().items():
             value = source[key].detach()
             if averaged.dtype.is_floating_point:
-                averaged.mul_(d).add_(value.to(averaged.dtype), alpha=1.0 - d)
+                averaged.mul_(d).add_(value.to(averaged.device, averaged.dtype), alpha=1.0 - d)
             else:
-                averaged.copy_(value)
+                averaged.copy_(value.to(averaged.device))
 
     def state_dict(self) -> Dict[str, Any]:
         return {"module": self.module.state_dict(), "updates": self.updates, "decay": self.decay, "ramp": self.ramp}
