@@ -17,6 +17,7 @@ from trainers.errors import UserError
 # Module names under automl.commands, in the order `--help` lists them.
 COMMANDS = [
     "import_weights",
+    "dataset",
 ]
 
 
