@@ -119,14 +119,12 @@ class Parameter:
         return widened.bounds(values)
 
     def describe_range(self) -> str:
-        """``[1e-05, 0.001] log`` / ``{a: 0.4, b: 0.6}`` / ``[64, 1024] step 8``."""
+        """``[1e-05, 0.001]`` / ``{a: 0.4, b: 0.6}`` / ``[64, 1024] step 8`` (the scale is shown apart)."""
         if self.choices is not None:
             if self.weights:
                 return "{" + ", ".join(f"{c}: {w:g}" for c, w in zip(self.choices, self.weights)) + "}"
             return "{" + ", ".join(str(c) for c in self.choices) + "}"
         text = f"[{self.low:g}, {self.high:g}]"
-        if self.log:
-            text += " log"
         if self.step and self.step > 1:
             text += f" step {self.step}"
         return text

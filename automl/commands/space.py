@@ -1,0 +1,83 @@
+"""``tao-automl space``: print the search space a sweep would use, and why each parameter is in or out.
+
+    tao-automl space --skill rtdetr                       # the skill's train schema and defaults
+    tao-automl space --skill rtdetr --schema FILE          # any TAO train schema (NVIDIA's too)
+    tao-automl space --skill rtdetr -e spec.yaml [key=value ...] [--json]
+
+With a spec, its values decide which parameters matter (momentum only with
+SGD) and its ``automl`` section edits the space.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import List
+
+from search_spaces.schema_reader import load_schema_file, read_schema
+from search_spaces.space import SpaceRequest, build_search_space, flatten_values, merge_skill_hints
+from search_spaces.parameters import SearchSpace
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "space", help="print the hyperparameter search space of a skill's train schema",
+        description="Print the search space derived from a TAO train schema: name, type, range or choices, "
+                    "scale, weights, condition, and why each parameter is searched or left out.")
+    parser.add_argument("--skill", required=True, help="skill name (rtdetr) or skill folder")
+    parser.add_argument("--schema", help="a train.schema.json to read instead of the skill's own")
+    parser.add_argument("-e", "--experiment-spec", dest="spec", help="a spec whose values and automl section apply")
+    parser.add_argument("--json", action="store_true", help='print {"parameters": [...]} as JSON')
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="spec overrides (with -e or alone)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    space = space_for(args.skill, args.schema, args.spec, args.overrides)
+    if args.json:
+        print(json.dumps(space.to_json(), indent=2, default=str))
+    else:
+        print("\n".join(render_table(space)))
+    return 0
+
+
+def space_for(skill_name: str, schema_file, spec_path, overrides) -> SearchSpace:
+    """The space for the command's arguments (shared with the sweep's pre-launch review)."""
+    from automl.skills import find_skill
+    from automl.spec import load_spec_dict
+
+    skill = find_skill(skill_name)
+    own = read_schema(skill.schema("train"), source=f"{skill.name} train schema")
+    if schema_file:
+        schema = merge_skill_hints(read_schema(load_schema_file(schema_file), source=str(schema_file)), own)
+    else:
+        schema = own
+    spec_values, request = {}, SpaceRequest()
+    if spec_path or overrides:
+        spec = load_spec_dict(skill, spec_path, overrides, "train")
+        spec_values = flatten_values(spec)
+        request = SpaceRequest.from_automl_section(spec.get("automl"))
+    return build_search_space(schema, spec_values, request)
+
+
+def render_table(space: SearchSpace) -> List[str]:
+    rows = [("parameter", "type", "range / choices", "scale", "condition", "why")]
+    for p in space.parameters:
+        condition = p.condition
+        if p.active_when:
+            when = " and ".join(f"{k} in {list(v)}" for k, v in p.active_when.items())
+            condition = f"{condition}; only when {when}" if condition else f"only when {when}"
+        why = "; ".join((p.reason,) + p.notes)
+        scale = "log" if p.log else ("weighted" if p.weights else ("linear" if p.choices is None else "-"))
+        rows.append((p.name, p.type, p.describe_range(), scale, condition or "-", why))
+    for d in space.derived:
+        rows.append((d.name, d.type, f"= {d.expression.text}", "-", "derived", d.reason))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = [f"Search space from {space.source}: {len(space.parameters)} searched, "
+             f"{len(space.derived)} derived, {len(space.excluded)} left out", ""]
+    for row in rows:
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5])
+    if space.excluded:
+        lines += ["", "Left out:"]
+        width = max(len(e.name) for e in space.excluded)
+        lines += [f"  {e.name.ljust(width)}  {e.reason}" for e in space.excluded]
+    return lines
