@@ -18,6 +18,8 @@ from trainers.errors import UserError
 COMMANDS = [
     "import_weights",
     "dataset",
+    "space",
+    "validate",
 ]
 
 
