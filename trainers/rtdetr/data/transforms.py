@@ -273,8 +273,9 @@ class ToTensor:
 
     def __call__(self, image: Image.Image, target: Target) -> Tuple[torch.Tensor, Target]:
         width, height = image.size
-        array = np.asarray(image, dtype=np.uint8)
-        tensor = torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+        # HWC -> CHW while still uint8 (a quarter of the bytes a float transpose would move).
+        array = np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
+        tensor = torch.from_numpy(array).float().div_(255.0)
         target = dict(target)
         x0, y0, x1, y1 = target["boxes"].unbind(-1)
         boxes = torch.stack([(x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height], -1)
