@@ -1,0 +1,43 @@
+"""Small building blocks shared by the backbone, encoder and decoder."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+
+
+def activation(name: Optional[str]) -> nn.Module:
+    return nn.Identity() if name is None else ACTIVATIONS[name]()
+
+
+class ConvNormLayer(nn.Module):
+    """Conv2d (no bias) -> BatchNorm2d -> optional activation; keys ``conv`` and ``norm``."""
+
+    def __init__(self, ch_in: int, ch_out: int, kernel_size: int, stride: int,
+                 padding: Optional[int] = None, act: Optional[str] = None):
+        super().__init__()
+        padding = (kernel_size - 1) // 2 if padding is None else padding
+        self.conv = nn.Conv2d(ch_in, ch_out, kernel_size, stride, padding=padding, bias=False)
+        self.norm = nn.BatchNorm2d(ch_out)
+        self.act = activation(act)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.norm(self.conv(x)))
+
+
+class MLP(nn.Module):
+    """``num_layers`` linear layers with ReLU between them; keys ``layers.K``."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int):
+        super().__init__()
+        dims = [input_dim] + [hidden_dim] * (num_layers - 1)
+        self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(dims, dims[1:] + [output_dim]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x) if i == last else F.relu(layer(x))
+        return x
