@@ -136,3 +136,27 @@ def test_json_sizes_that_disagree_with_the_file_are_noted(tmp_path):
     _, _, report = load(tmp_path, [{"id": 1, "file_name": "a.png", "width": 640, "height": 480}], [])
     assert report.noted_count("with a width/height different from the json (the file's size is used)") == 1
     assert json.loads((tmp_path / "ann.json").read_text())["images"][0]["width"] == 640
+
+
+def test_hdf5_frames_and_a_tar_archive_work_as_image_dirs(tmp_path, monkeypatch):
+    import tarfile
+
+    import h5py
+    import numpy as np
+
+    monkeypatch.setenv("TAO_AUTOML_CACHE", str(tmp_path / "cache"))
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    with h5py.File(frames / "seq_7.h5", "w") as f:
+        f["rgb/0001"] = np.zeros((40, 60, 3), np.uint8)
+    h5_json = write_coco(tmp_path / "h5.json", [{"id": 1, "file_name": "h5://seq_7:0001", "width": 60, "height": 40}],
+                         [{"image_id": 1, "category_id": 1, "bbox": [5, 5, 20, 10]}], [{"id": 1, "name": "class1"}])
+    json_file = simple_split(tmp_path / "plain", count=2)
+    with tarfile.open(tmp_path / "images.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "plain" / "images", arcname="images")
+    cfg = spec(train=[(frames, h5_json), (tmp_path / "images.tar.gz", json_file)], num_classes=2)
+    dataset = build_dataset(cfg, "train", log=None)
+    assert len(dataset) == 3 and dataset.report.boxes == 5
+    assert dataset.file_name(0) == "h5://seq_7:0001" and dataset.raw_target(0)["orig_size"].tolist() == [60, 40]
+    image, target = dataset[0]
+    assert image.shape == (3, 640, 640) and len(target["boxes"]) <= 1
