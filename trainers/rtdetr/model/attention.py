@@ -36,7 +36,7 @@ class SelfAttention(nn.Module):
         qk = F.linear(qk_input, self.in_proj_weight[: 2 * d], self.in_proj_bias[: 2 * d])
         v = F.linear(x, self.in_proj_weight[2 * d:], self.in_proj_bias[2 * d:])
         heads, head_dim = self.num_heads, d // self.num_heads
-        q, k = qk.view(batch, length, 2, heads, head_dim).permute(2, 0, 3, 1, 4)
+        q, k = qk.view(batch, length, 2, heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         v = v.view(batch, length, heads, head_dim).transpose(1, 2)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
                                              dropout_p=self.dropout if self.training else 0.0)
