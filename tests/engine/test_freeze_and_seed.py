@@ -8,7 +8,8 @@ from torch import nn
 
 from trainers.errors import UserError
 from trainers.rtdetr.engine.freeze import apply_freeze, keep_frozen_in_eval
-from trainers.rtdetr.engine.reproducibility import seed_everything, set_deterministic
+from trainers.rtdetr.engine.reproducibility import (determinism_state, restore_determinism, seed_everything,
+                                                    set_deterministic)
 
 
 class ToyDetector(nn.Module):
@@ -48,9 +49,11 @@ def test_same_seed_same_draws_and_ranks_differ():
     assert draws() != first
 
 
-def test_deterministic_mode_can_be_switched_on_and_off():
+def test_deterministic_mode_can_be_switched_on_and_off_and_restored():
+    before = determinism_state()
     set_deterministic(True)
     assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
     set_deterministic(False, benchmark=True)
     assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.benchmark
-    set_deterministic(False)
+    restore_determinism(before)
+    assert determinism_state() == before

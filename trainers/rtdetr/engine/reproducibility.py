@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+from typing import Tuple
 
 import numpy as np
 import torch
@@ -31,3 +32,16 @@ def set_deterministic(deterministic: bool, benchmark: bool = False) -> None:
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(bool(deterministic), warn_only=True)
+
+
+def determinism_state() -> Tuple[bool, bool, bool, bool]:
+    """The process-wide flags :func:`set_deterministic` changes, for :func:`restore_determinism`."""
+    return (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+
+
+def restore_determinism(state: Tuple[bool, bool, bool, bool]) -> None:
+    algorithms, warn_only, cudnn_deterministic, cudnn_benchmark = state
+    torch.use_deterministic_algorithms(algorithms, warn_only=warn_only)
+    torch.backends.cudnn.deterministic = cudnn_deterministic
+    torch.backends.cudnn.benchmark = cudnn_benchmark

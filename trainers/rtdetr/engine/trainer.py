@@ -34,7 +34,7 @@ from .loop import train_one_epoch
 from .optim import build_lr_scheduler, build_optimizer
 from .precision import check_precision, make_grad_scaler, select_device
 from .progress import TensorBoardLog
-from .reproducibility import seed_everything, set_deterministic
+from .reproducibility import determinism_state, restore_determinism, seed_everything, set_deterministic
 from .resume import capture_rng_state, restore_rng_state, restore_training_state, rng_state_for_rank, training_payload
 from .weights import load_pretrained_backbone, load_pretrained_model
 
@@ -136,10 +136,11 @@ def train(cfg, parts: Optional[Parts] = None, on_epoch_end: Optional[Callable[[D
     local_index = gpu_ids[env.local_rank] if not env.distributed and env.local_rank < len(gpu_ids) else env.local_rank
     device = select_device(int(train_cfg.num_gpus), local_index)
     precision = check_precision(train_cfg.precision, device)
+    joined_here = env.distributed and not torch.distributed.is_initialized()
     distributed.init_distributed(device, env)
     main = env.is_main
-    seed = int(train_cfg.seed)
-    seed_everything(seed, env.rank)
+    seed_everything(int(train_cfg.seed), env.rank)
+    previous_determinism = determinism_state()
     set_deterministic(bool(train_cfg.cudnn.deterministic), bool(train_cfg.cudnn.benchmark))
 
     out_dir = run_files.train_dir(cfg.results_dir, train_cfg.results_dir)
@@ -161,6 +162,9 @@ def train(cfg, parts: Optional[Parts] = None, on_epoch_end: Optional[Callable[[D
         raise
     finally:
         tensorboard.close()
+        restore_determinism(previous_determinism)   # a caller in the same process gets its settings back
+        if joined_here:
+            distributed.cleanup()
 
 
 def _run(cfg, parts: Parts, env: distributed.DistEnv, device: torch.device, precision: str, out_dir: Path,
