@@ -158,7 +158,14 @@ def _build_one(schema: ReadSchema, leaf: SchemaLeaf, base: Mapping[str, Any], se
         raise NotSearchable(str(error)) from None
     if cond and cond.multiple_of and leaf.depends_on:
         return _derived(leaf, cond.multiple_of)
-    parameter = static_parameter(leaf, cond, reason)
+    override = request.range_override.get(leaf.name) or {}
+    try:
+        parameter = static_parameter(leaf, cond, reason)
+    except NotSearchable:
+        if not (isinstance(override, Mapping) and "low" in override and "high" in override):
+            raise
+        parameter = dataclasses.replace(static_parameter(_leaf_with_user_range(leaf, override), cond, reason),
+                                        default=leaf.default if leaf.has_default else None)
     low_bounds, high_bounds, texts = _dynamic_bounds(leaf, cond, schema, base, searched)
     condition = " ".join(t for t in [parameter.condition if not texts else ""] + texts if t)
     parameter = dataclasses.replace(parameter, low_bounds=low_bounds, high_bounds=high_bounds,
@@ -166,6 +173,18 @@ def _build_one(schema: ReadSchema, leaf: SchemaLeaf, base: Mapping[str, Any], se
     if leaf.name in request.range_override:
         parameter = apply_range_override(parameter, leaf, cond, dict(request.range_override[leaf.name]))
     return parameter
+
+
+def _leaf_with_user_range(leaf: SchemaLeaf, override: Mapping[str, Any]) -> SchemaLeaf:
+    """The leaf bounded by the user's range, for leaves whose own range gives no scale (default -1, max Infinity).
+
+    The user's bounds are checked against the schema afterwards, by apply_range_override.
+    """
+    low, high = override["low"], override["high"]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+        raise UserError(f"automl.range_override.{leaf.name}: low and high must be numbers")
+    middle = (low * high) ** 0.5 if low > 0 and high > 0 else (low + high) / 2
+    return dataclasses.replace(leaf, minimum=low, maximum=high, default=middle)
 
 
 def _active_when(leaf: SchemaLeaf, base: Mapping[str, Any], searched: set, explicit: set) -> Dict[str, Tuple]:

@@ -7,7 +7,7 @@ import yaml
 from trainers.errors import UserError
 from trainers.rtdetr.config import ExperimentConfig, check_supported, experiment_from_dict, experiment_to_dict
 
-NVIDIA_REFERENCES = Path(__file__).resolve().parents[3] / "shared" / "tao-skill-bank" / "tao-train-rtdetr" / "references"
+NVIDIA_REFERENCES = Path(__file__).resolve().parents[1] / "search_spaces" / "tao-skill-bank" / "tao-train-rtdetr" / "references"
 
 
 @pytest.mark.parametrize("template", sorted(p.name for p in NVIDIA_REFERENCES.glob("spec_template_*.yaml")))
