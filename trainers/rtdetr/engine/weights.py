@@ -19,6 +19,8 @@ from torch import nn
 from trainers.errors import UserError
 from trainers.rtdetr.checkpoint import load_checkpoint, model_state_from
 
+from trainers.rtdetr.weights.torchvision_resnet import is_torchvision_resnet, map_torchvision_resnet
+
 from .distributed import unwrap_model
 
 LOG = logging.getLogger(__name__)
@@ -97,10 +99,12 @@ def load_pretrained_backbone(model: nn.Module, path: str) -> LoadReport:
     state = model_state_from(payload, path)
     if any(key.startswith("backbone.") for key in state):
         state = {key[len("backbone."):]: value for key, value in state.items() if key.startswith("backbone.")}
+    if is_torchvision_resnet(state):  # ImageNet weights in torchvision's names
+        state = map_torchvision_resnet(state)
     backbone = unwrap_model(model).backbone
     report = load_matching_weights(backbone, state)
     if not report.loaded:
         raise UserError(f"model.pretrained_backbone_path: {path}: no weight matches the backbone "
-                        f"(a torchvision ResNet must first be converted with `tao-automl import-weights`)")
+                        f"(expected a PResNet-vd or torchvision ResNet state dict)")
     LOG.info(report.summary(f"pretrained backbone {path}"))
     return report
