@@ -41,6 +41,18 @@ def test_same_seed_same_batches_with_worker_processes(tmp_path):
     assert not all(a[0].shape == c[0].shape and torch.equal(a[0], c[0]) for a, c in zip(first, other))
 
 
+def test_augmentation_does_not_depend_on_the_number_of_workers_or_on_resuming(tmp_path):
+    cfg = small_spec(tmp_path, workers=2)
+    in_workers = build_dataloader(cfg, "train", log=None, seed=5)
+    cfg.dataset.workers = 0
+    in_process = build_dataloader(cfg, "train", log=None, seed=5)
+    for epoch in (0, 1):
+        a, b = epoch_batches(in_process, epoch), epoch_batches(in_workers, epoch)
+        assert all(torch.equal(x[0], y[0]) for x, y in zip(a, b))
+    resumed = build_dataloader(cfg, "train", log=None, seed=5)  # a fresh loader starting at epoch 1
+    assert all(torch.equal(x[0], y[0]) for x, y in zip(epoch_batches(resumed, 1), b))
+
+
 def test_the_stop_epoch_reaches_persistent_workers(tmp_path):
     cfg = small_spec(tmp_path, workers=2, stop_epoch=1)
     loader = build_dataloader(cfg, "train", log=None)

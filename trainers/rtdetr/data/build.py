@@ -25,7 +25,7 @@ from .categories import CategoryMap
 from .coco import CocoSource, category_map_from_files, load_split
 from .collate import BatchCollate
 from .dataset import CocoDetectionDataset, ImageFolderDataset
-from .policy import StopEpochPolicy
+from .policy import EpochShuffleSampler, StopEpochPolicy
 from .report import LoadReport
 from .transforms import eval_transforms, train_transforms
 
@@ -76,14 +76,16 @@ def build_category_map(cfg, log: Log = print) -> CategoryMap:
 
 def build_dataset(cfg, split: str, category_map: Optional[CategoryMap] = None,
                   policy: Optional[StopEpochPolicy] = None, cache_root: Optional[Path] = None,
-                  log: Log = print) -> Dataset:
+                  log: Log = print, seed: Optional[int] = None) -> Dataset:
     """The split's dataset; its load report is printed once through ``log`` (None: silent).
 
     ``train`` gets the augmentation of ``dataset.augmentation`` at
     ``train_spatial_size``; other splits are only resized to
     ``eval_spatial_size``.  ``infer`` reads every image under
     ``infer_data_sources.image_dir`` (its ``category_map`` comes from
-    ``classmap`` when given, else stays as passed).
+    ``classmap`` when given, else stays as passed).  Training augmentation
+    draws from (``seed``, default ``train.seed``; epoch; item), so it does not
+    depend on the number of workers; a negative seed leaves it to the workers.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -102,7 +104,9 @@ def build_dataset(cfg, split: str, category_map: Optional[CategoryMap] = None,
     if category_map is None:
         category_map = build_category_map(cfg, log)
     if split == "train":
-        policy = policy or StopEpochPolicy(stop_epoch_of(cfg))
+        if seed is None:
+            seed = getattr(getattr(cfg, "train", None), "seed", None)
+        policy = policy or StopEpochPolicy(stop_epoch_of(cfg), seed=seed)
         ops = train_transforms(
             spatial_size=_spatial_size(aug.train_spatial_size, "train_spatial_size"),
             distortion_prob=float(aug.distortion_prob),
@@ -126,14 +130,15 @@ def build_dataloader(cfg, split: str, dataset: Optional[Dataset] = None, sampler
                      log: Log = print) -> DataLoader:
     """A DataLoader over :func:`build_dataset` (or ``dataset``).
 
-    Train: shuffled (unless a ``sampler`` such as DistributedSampler is passed),
+    Train: shuffled in an order fixed by (seed, epoch) (or by the ``sampler``
+    passed, such as DistributedSampler),
     multi-scale collate until the stop epoch, last incomplete batch dropped
     when there are at least two batches.  Workers persist between epochs and
     are seeded from ``seed`` (default ``train.seed``) through a torch
     generator; pinned memory only when CUDA is present.
     """
     if dataset is None:
-        dataset = build_dataset(cfg, split, category_map=category_map, log=log)
+        dataset = build_dataset(cfg, split, category_map=category_map, log=log, seed=seed)
     training = split == "train"
     policy = getattr(dataset, "policy", None) if training else None
     multi_scales = list(cfg.dataset.augmentation.multi_scales or []) if training else []
@@ -144,10 +149,11 @@ def build_dataloader(cfg, split: str, dataset: Optional[Dataset] = None, sampler
     generator = torch.Generator()
     generator.manual_seed(seed if seed >= 0 else int(torch.initial_seed()))
     batch_size = int(cfg.dataset.batch_size)
+    if training and sampler is None:
+        sampler = EpochShuffleSampler(len(dataset), seed if seed >= 0 else int(torch.initial_seed()) % 2**31)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=training and sampler is None,
         sampler=sampler,
         num_workers=workers,
         collate_fn=collate,

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from .policy import StopEpochPolicy
+from .policy import StopEpochPolicy, batch_key
 
 
 class BatchCollate:
@@ -34,7 +34,11 @@ class BatchCollate:
         images = torch.stack([image for image, _ in batch])
         targets = [target for _, target in batch]
         if self.multi_scales and (self.policy is None or self.policy.strong_augmentation):
-            side = self.multi_scales[int(torch.randint(len(self.multi_scales), ()))]
+            if self.policy is None:
+                side = self.multi_scales[int(torch.randint(len(self.multi_scales), ()))]
+            else:
+                with self.policy.seeded(batch_key([t["image_id"] for t in targets])):
+                    side = self.multi_scales[int(torch.randint(len(self.multi_scales), ()))]
             if images.shape[-2:] != (side, side):
                 images = F.interpolate(images, size=(side, side))  # nearest, as the official collate
                 size = torch.tensor([side, side], dtype=torch.int64)

@@ -80,7 +80,10 @@ class CocoDetectionDataset(Dataset):
             if tuple(image.size) != tuple(target["orig_size"].tolist()):
                 raise UserError(f"{reader.describe(self.file_name(current))}: size {image.size} changed since "
                                 f"loading ({tuple(target['orig_size'].tolist())})")
-            return self.transforms(image, target)
+            if self.policy is None:
+                return self.transforms(image, target)
+            with self.policy.seeded(index):
+                return self.transforms(image, target)
         raise UserError("no image of the split can be read any more")
 
 
