@@ -109,12 +109,12 @@ def test_train_sources_are_concatenated_and_reported_once(tmp_path, capsys):
 def test_val_item_follows_the_contract(tmp_path):
     json_file = simple_split(tmp_path, count=1, size=(64, 48), boxes_per_image=1)
     cfg = spec(train=[(tmp_path / "images", json_file)], val=(tmp_path / "images", json_file),
-               augmentation={"eval_spatial_size": [32, 40]})
+               augmentation={"eval_spatial_size": [32, 64]})
     image, target = build_dataset(cfg, "val", log=None)[0]
-    assert image.dtype == torch.float32 and image.shape == (3, 32, 40) and 0 <= image.min() <= image.max() <= 1
+    assert image.dtype == torch.float32 and image.shape == (3, 32, 64) and 0 <= image.min() <= image.max() <= 1
     assert target["image_id"] == 100 and isinstance(target["image_id"], int)
     assert target["orig_size"].tolist() == [64, 48] and target["orig_size"].dtype == torch.int64
-    assert target["size"].tolist() == [40, 32] and target["size"].dtype == torch.int64
+    assert target["size"].tolist() == [64, 32] and target["size"].dtype == torch.int64
     assert target["labels"].dtype == torch.int64 and target["boxes"].dtype == torch.float32
     # bbox [4, 3, 32, 24] in a 64x48 image -> cx = 20/64, cy = 15/48, w = 0.5, h = 0.5
     assert torch.allclose(target["boxes"], torch.tensor([[20 / 64, 15 / 48, 0.5, 0.5]]), atol=1e-6)
@@ -126,7 +126,7 @@ def test_pixels_are_only_divided_by_255(tmp_path):
     Image.new("RGB", (8, 8), (255, 51, 0)).save(tmp_path / "images" / "flat.png")
     json_file = write_coco(tmp_path / "a.json", [{"id": 1, "file_name": "flat.png"}], [])
     cfg = spec(train=[(tmp_path / "images", json_file)], val=(tmp_path / "images", json_file),
-               augmentation={"eval_spatial_size": [8, 8]})
+               augmentation={"eval_spatial_size": [32, 32]})
     image, _ = build_dataset(cfg, "val", log=None)[0]
     assert torch.allclose(image[:, 0, 0], torch.tensor([1.0, 0.2, 0.0]))
 

@@ -11,7 +11,7 @@ from .helpers import boxes_valid, simple_split, spec
 
 def small_spec(tmp_path, workers=0, **augmentation):
     json_file = simple_split(tmp_path, count=8, size=(64, 48))
-    aug = {"train_spatial_size": [32, 32], "multi_scales": [16, 24, 40], **augmentation}
+    aug = {"train_spatial_size": [32, 32], "multi_scales": [64, 96], **augmentation}
     return spec(train=[(tmp_path / "images", json_file)], val=(tmp_path / "images", json_file),
                 workers=workers, batch_size=2, num_classes=2, augmentation=aug)
 
@@ -28,7 +28,7 @@ def test_train_batches_follow_the_contract(tmp_path):
     assert len(batches) == 4  # 8 images, batch 2
     for images, boxes in batches:
         assert images.dtype == torch.float32 and images.shape[:2] == (2, 3)
-        assert images.shape[-1] == images.shape[-2] and images.shape[-1] in (16, 24, 40)
+        assert images.shape[-1] == images.shape[-2] and images.shape[-1] in (64, 96)
         assert all(boxes_valid(b) for b in boxes)
 
 
@@ -81,11 +81,24 @@ def test_a_distributed_sampler_can_be_passed(tmp_path):
 
 def test_inference_reads_folders_and_the_classmap(tmp_path):
     json_file = simple_split(tmp_path, count=3)
+    (tmp_path / "images" / "zero.jpg").write_bytes(b"")
     (tmp_path / "label_map.txt").write_text("thing\n")
     cfg = spec(train=[(tmp_path / "images", json_file)],
                infer_data_sources={"image_dir": [str(tmp_path / "images")], "classmap": str(tmp_path / "label_map.txt")})
     dataset = build_dataset(cfg, "infer", log=None)
     assert len(dataset) == 3 and dataset.category_map.names == ["thing"]
+    assert dataset.report.summary() == "infer: 3 images, 0 boxes; skipped 1 image unreadable (zero.jpg)"
     image, target = dataset[0]
     assert image.shape == (3, 640, 640) and target["file_name"].endswith("img_0.png")
     assert target["orig_size"].tolist() == [64, 48]
+
+
+def test_sizes_the_model_cannot_take_are_refused_at_start(tmp_path):
+    import pytest
+
+    from trainers.errors import UserError
+
+    with pytest.raises(UserError, match=r"multi_scales: sizes must be positive multiples of 32; \[600\]"):
+        build_dataloader(small_spec(tmp_path, multi_scales=[640, 600]), "train", log=None)
+    with pytest.raises(UserError, match=r"train_spatial_size: expected \[height, width\], positive multiples of 32"):
+        build_dataset(small_spec(tmp_path, train_spatial_size=[640, 500]), "train", log=None)

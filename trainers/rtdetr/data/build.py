@@ -98,7 +98,8 @@ def build_dataset(cfg, split: str, category_map: Optional[CategoryMap] = None,
         classmap = getattr(sources, "classmap", "")
         dataset.category_map = CategoryMap.from_label_map(classmap) if classmap else category_map
         if log is not None:
-            log(f"{split}: {len(dataset)} images")
+            dataset.report.split = split
+            log(dataset.report.summary().replace(", 0 boxes", ""))
         return dataset
 
     if category_map is None:
@@ -141,7 +142,7 @@ def build_dataloader(cfg, split: str, dataset: Optional[Dataset] = None, sampler
         dataset = build_dataset(cfg, split, category_map=category_map, log=log, seed=seed)
     training = split == "train"
     policy = getattr(dataset, "policy", None) if training else None
-    multi_scales = list(cfg.dataset.augmentation.multi_scales or []) if training else []
+    multi_scales = _multi_scales(cfg.dataset.augmentation.multi_scales) if training else []
     collate = BatchCollate(multi_scales, policy)
     workers = max(0, min(int(cfg.dataset.workers), _available_cpus()))
     if seed is None:
@@ -186,10 +187,27 @@ def stop_epoch_of(cfg) -> Optional[int]:
     return None if value is None or int(value) < 0 else int(value)
 
 
+# RT-DETR's coarsest feature map is stride 32 and the encoder upsamples by exact
+# factors of 2, so every input side must be a multiple of 32 (checked here, at
+# start, rather than by the model in the first step).
+SIZE_MULTIPLE = 32
+
+
 def _spatial_size(value: Any, key: str) -> List[int]:
-    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(int(v) > 0 for v in value):
-        raise UserError(f"dataset.augmentation.{key}: expected [height, width] of positive integers, got {value!r}")
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, int) and v > 0 and v % SIZE_MULTIPLE == 0 for v in value)):
+        raise UserError(f"dataset.augmentation.{key}: expected [height, width], positive multiples of "
+                        f"{SIZE_MULTIPLE}, got {value!r}")
     return [int(v) for v in value]
+
+
+def _multi_scales(value: Any) -> List[int]:
+    scales = list(value or [])
+    bad = [s for s in scales if not isinstance(s, int) or s <= 0 or s % SIZE_MULTIPLE]
+    if bad:
+        raise UserError(f"dataset.augmentation.multi_scales: sizes must be positive multiples of {SIZE_MULTIPLE}; "
+                        f"{bad} are not")
+    return scales
 
 
 def _available_cpus() -> int:

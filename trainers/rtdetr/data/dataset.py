@@ -16,6 +16,7 @@ An item is ``(image, target)``:
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set
 
@@ -26,6 +27,7 @@ from trainers.errors import UserError
 
 from .coco import RecordTable
 from .policy import StopEpochPolicy
+from .report import LoadReport
 from .sources import IMAGE_EXTENSIONS, ImageReadError, ImageReader, resolve_image_dir
 from .transforms import Compose
 
@@ -108,6 +110,25 @@ class ImageFolderDataset(Dataset):
                 raise UserError(f"image_dir {image_dir}: no images ({', '.join(IMAGE_EXTENSIONS)})")
             self.files += found
         self._reader = ImageReader(Path("/"))
+        # Headers are checked now so a broken file is reported at the start, not mid-run.
+        self.report = LoadReport("infer")
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            errors = list(pool.map(self._header_error, self.files))
+        for path, error in zip(list(self.files), errors):
+            if error is not None:
+                self.report.skip("missing" if error.endswith("file not found") else "unreadable", path.name,
+                                 noun="image")
+        self.files = [path for path, error in zip(self.files, errors) if error is None]
+        self.report.images = len(self.files)
+        if not self.files:
+            raise UserError(f"infer: no readable images in {', '.join(image_dirs)} ({self.report.summary()})")
+
+    def _header_error(self, path: Path) -> Optional[str]:
+        try:
+            self._reader.size_of(str(path))
+            return None
+        except ImageReadError as error:
+            return str(error)
 
     def __len__(self) -> int:
         return len(self.files)
