@@ -132,3 +132,36 @@ def test_bf16_trains_on_the_cpu_and_dry_run_trains_nothing(tmp_path):
     dry = train(toy_config(tmp_path / "dry", is_dry_run=True), toy_parts(), log=lambda line: None)
     assert dry["epochs_run"] == 0
     assert json.loads((tmp_path / "dry/train/status.json").read_text().splitlines()[-1])["status"] == "SUCCESS"
+
+
+def _train_worker(rank, port, results_dir):
+    import os
+
+    from torch.utils.data import DataLoader
+    from torch.utils.data.distributed import DistributedSampler
+
+    from .toy_detector import collate
+
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "LOCAL_RANK": str(rank), "WORLD_SIZE": "2"})
+    parts = toy_parts()
+    for name in ("train_loader", "val_loader"):
+        dataset = getattr(parts, name).dataset
+        sampler = DistributedSampler(dataset, num_replicas=2, rank=rank, shuffle=name == "train_loader", seed=1)
+        setattr(parts, name, DataLoader(dataset, batch_size=2, sampler=sampler, collate_fn=collate))
+    train(toy_config(results_dir, num_epochs=2, enable_ema=True), parts, log=lambda line: None)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_train_and_only_rank_zero_writes(tmp_path):
+    import torch.multiprocessing as mp
+
+    from .test_distributed import free_port
+
+    mp.spawn(_train_worker, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
+    out = tmp_path / "train"
+    statuses = [json.loads(line)["status"] for line in (out / "status.json").read_text().splitlines()]
+    assert statuses == ["STARTED", "RUNNING", "RUNNING", "SUCCESS"]
+    assert [m["epoch"] for m in run_files.read_jsonl(out / "metrics.jsonl")] == [0, 1]
+    latest = load_checkpoint(out / "model_latest.pth")
+    assert len(latest["rng"]) == 2 and latest["global_step"] == 4      # 8 images, 2 ranks x batch 2

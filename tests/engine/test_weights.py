@@ -57,8 +57,8 @@ def test_backbone_weights_load_with_or_without_the_backbone_prefix(tmp_path):
 
 
 def test_a_file_that_matches_nothing_is_a_user_error(tmp_path):
-    save_checkpoint({"model": {"conv1.weight": torch.zeros(64, 3, 7, 7)}}, tmp_path / "torchvision.pth")
-    with pytest.raises(UserError, match="pretrained_backbone_path.*import-weights"):
-        load_pretrained_backbone(ToyDetector(3), str(tmp_path / "torchvision.pth"))
-    with pytest.raises(UserError, match="pretrained_model_path"):
-        load_pretrained_model(ToyDetector(3), str(tmp_path / "torchvision.pth"))
+    save_checkpoint({"model": {"classifier.weight": torch.zeros(10, 512)}}, tmp_path / "unrelated.pth")
+    with pytest.raises(UserError, match="pretrained_backbone_path.*no weight matches"):
+        load_pretrained_backbone(ToyDetector(3), str(tmp_path / "unrelated.pth"))
+    with pytest.raises(UserError, match="pretrained_model_path.*no weight matches"):
+        load_pretrained_model(ToyDetector(3), str(tmp_path / "unrelated.pth"))
