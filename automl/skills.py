@@ -8,7 +8,7 @@ A skill is named (``rtdetr`` -> the ``skill/`` folder packaged inside
 from __future__ import annotations
 
 import functools
-import importlib.resources
+import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ import yaml
 from search_spaces.json_schema import merge_action_schemas
 from search_spaces.names import did_you_mean
 from search_spaces.schema_reader import load_schema_file
+from search_spaces.validation import SpecValidator
 from trainers.errors import UserError
 
 # Skill name -> the Python package that holds its trainer, its config and its skill/ folder.
@@ -82,6 +83,15 @@ class Skill:
         """One TAO schema covering every section of every action (a spec file may carry them all)."""
         return _merged_schema(self.root, tuple(self.actions()))
 
+    def validator(self) -> SpecValidator:
+        """The spec validator for :meth:`validation_schema` (built once per skill folder)."""
+        return _validator(self.root, tuple(self.actions()))
+
+
+@functools.lru_cache(maxsize=8)
+def _validator(root: Path, actions: tuple) -> SpecValidator:
+    return SpecValidator(_merged_schema(root, actions))
+
 
 @functools.lru_cache(maxsize=8)
 def _merged_schema(root: Path, actions: tuple) -> Dict[str, Any]:
@@ -99,7 +109,9 @@ def find_skill(name: str) -> Skill:
     """The skill called ``name`` (``rtdetr``), or the skill folder at path ``name``."""
     if name in TRAINERS:
         package = TRAINERS[name]
-        root = Path(str(importlib.resources.files(package) / "skill"))
+        # find_spec locates the package without running its __init__ (which may import torch).
+        spec = importlib.util.find_spec(package)
+        root = Path(list(spec.submodule_search_locations)[0]) / "skill"
         return Skill(name=name, root=root, trainer_package=package)
     path = Path(name)
     if (path / "schemas").is_dir() or (path / "references" / "skill_info.yaml").is_file():

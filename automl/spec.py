@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Union
 from search_spaces.overrides import apply_overrides, load_yaml_file
 from search_spaces.schema_reader import read_schema
 from search_spaces.space import SpaceRequest, build_search_space, flatten_values
-from search_spaces.validation import SpecValidator, first_per_key
+from search_spaces.validation import first_per_key
 from trainers.errors import UserError
 
 from .skills import Skill, find_skill
@@ -62,7 +62,7 @@ def load_spec_dict(skill: Union[str, Skill], spec_path: Union[str, Path, None], 
                         f"(use --automl-policy on|auto|off)")
     spec = deep_merge(_defaults(skill), user)
     spec = apply_overrides(spec, override_list)
-    problems += SpecValidator(skill.validation_schema()).problems(spec)
+    problems += skill.validator().problems(spec)
     problems += _unsupported_problems(skill, spec)
     if not problems:
         problems += _type_problems(skill, spec)

@@ -112,8 +112,8 @@ def _set(node: Any, parts: List[Union[str, int]], value: Any, text: str) -> None
                 node.append({} if not last else None)
         elif isinstance(node, dict):
             part = str(part) if isinstance(part, int) else part
-            if not last and not isinstance(node.get(part), (dict, list)):
-                node[part] = {}
+            if not last and node.get(part) is None:
+                node[part] = {}  # a new section (keys the defaults lack are reported by validation)
         else:
             raise UserError(f"override {text!r}: {here} is a value, not a section")
         if last:

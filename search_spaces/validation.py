@@ -9,7 +9,7 @@ the dotted key and says why.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Set
 
 import jsonschema
 
@@ -31,7 +31,7 @@ class SpecValidator:
     def __init__(self, tao_schema: Dict[str, Any]):
         self.tao_schema = tao_schema
         self.json_schema = to_json_schema(tao_schema)
-        jsonschema.Draft202012Validator.check_schema(self.json_schema)
+        # check_schema (a test does it for every schema we translate) costs most of a second per call.
         self.validator = jsonschema.Draft202012Validator(self.json_schema)
         self.read = read_schema(tao_schema)
         self.all_paths = list(self.read.leaves) + list(self.read.containers)
@@ -41,7 +41,9 @@ class SpecValidator:
         lines: List[str] = []
         for error in sorted(self.validator.iter_errors(spec), key=lambda e: [str(p) for p in e.absolute_path]):
             lines += self._describe(error)
-        lines += relation_problems(self.read, flatten_values(spec))
+        # A relation read from a key that is already wrong only repeats that problem.
+        wrong = {line.split(":", 1)[0] for line in lines}
+        lines += relation_problems(self.read, flatten_values(spec), skip=wrong)
         return first_per_key(lines)
 
     def _describe(self, error: jsonschema.ValidationError) -> List[str]:
@@ -101,11 +103,16 @@ class SpecValidator:
                 f"the allowed forms"]
 
 
-def relation_problems(schema, values: Mapping[str, Any]) -> List[str]:
-    """``> depends_on``-style conditions and ``x_maximum_expr`` bounds, checked on flat spec values."""
+def relation_problems(schema, values: Mapping[str, Any], skip: Set[str] = frozenset()) -> List[str]:
+    """``> depends_on``-style conditions and ``x_maximum_expr`` bounds, checked on flat spec values.
+
+    Relations that read a key in ``skip`` (already reported as wrong) are not checked.
+    """
     lines: List[str] = []
     for name, leaf in schema.leaves.items():
-        if name not in values or not _is_number(values[name]):
+        if name not in values or not _is_number(values[name]) or name in skip:
+            continue
+        if leaf.depends_on in skip:
             continue
         value = values[name]
         if leaf.depends_on and leaf.math_cond:
@@ -119,7 +126,10 @@ def relation_problems(schema, values: Mapping[str, Any]) -> List[str]:
                     lines.append(f"{name}: {_show(value)} must be {op} {leaf.depends_on} ({_show(parent)})")
         if leaf.maximum_expr:
             try:
-                limit = parse_expression(leaf.maximum_expr).evaluate(values)
+                expression = parse_expression(leaf.maximum_expr)
+                if skip & set(expression.names):
+                    continue
+                limit = expression.evaluate(values)
             except (ExpressionError, KeyError, TypeError, ZeroDivisionError):
                 continue
             if value > limit:
