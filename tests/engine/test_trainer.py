@@ -165,3 +165,21 @@ def test_two_gloo_processes_train_and_only_rank_zero_writes(tmp_path):
     assert [m["epoch"] for m in run_files.read_jsonl(out / "metrics.jsonl")] == [0, 1]
     latest = load_checkpoint(out / "model_latest.pth")
     assert len(latest["rng"]) == 2 and latest["global_step"] == 4      # 8 images, 2 ranks x batch 2
+
+
+def test_resuming_with_a_model_that_does_not_fit_is_a_user_error(tmp_path):
+    from trainers.errors import UserError
+
+    from .toy_detector import ToyDetector
+
+    train(toy_config(tmp_path, num_epochs=1), toy_parts(), log=lambda line: None)
+    parts = toy_parts()
+    parts.model = ToyDetector(num_classes=3)
+    with pytest.raises(UserError, match="cannot resume from .*model_latest.pth"):
+        train(toy_config(tmp_path, num_epochs=2), parts, log=lambda line: None)
+
+
+def test_a_finished_run_resumed_again_trains_nothing_and_reports_its_last_epoch(tmp_path):
+    train(toy_config(tmp_path, num_epochs=1), toy_parts(), log=lambda line: None)
+    again = train(toy_config(tmp_path, num_epochs=1), toy_parts(), log=lambda line: None)
+    assert again["epochs_run"] == 0 and again["last"]["epoch"] == 0 and again["best_epoch"] == 0

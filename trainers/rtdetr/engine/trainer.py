@@ -25,6 +25,7 @@ from torch import nn
 
 from trainers.errors import UserError
 from trainers.rtdetr.checkpoint import load_checkpoint, save_checkpoint
+from trainers.rtdetr.data import set_epoch
 
 from . import distributed, run_files
 from .ema import ModelEMA
@@ -97,12 +98,6 @@ def _reseed_shuffle(loader, seed: int, epoch: int) -> None:
     generator = getattr(loader, "generator", None)
     if isinstance(generator, torch.Generator) and seed >= 0:
         generator.manual_seed(seed * 100_003 + epoch)
-
-
-def _set_epoch(loader, epoch: int) -> None:
-    for holder in (loader.dataset, getattr(loader, "collate_fn", None), getattr(loader, "sampler", None)):
-        if hasattr(holder, "set_epoch"):
-            holder.set_epoch(epoch)
 
 
 def _resume_path(train_cfg, out_dir: Path) -> Optional[Path]:
@@ -201,8 +196,13 @@ def _run(cfg, parts: Parts, env: distributed.DistEnv, device: torch.device, prec
     start_epoch, global_step, best_metric, best_epoch = 0, 0, None, None
     resume_from = _resume_path(train_cfg, out_dir)
     if resume_from is not None:
-        point = restore_training_state(load_checkpoint(resume_from, map_location=device), model=model, ema=ema,
-                                       optimizer=optimizer, lr_scheduler=lr_scheduler, grad_scaler=grad_scaler)
+        try:
+            point = restore_training_state(load_checkpoint(resume_from, map_location=device), model=model, ema=ema,
+                                           optimizer=optimizer, lr_scheduler=lr_scheduler, grad_scaler=grad_scaler)
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise UserError(f"cannot resume from {resume_from}: it does not fit this spec "
+                            f"({str(error).strip().splitlines()[0]}); use another results_dir or remove the file"
+                            ) from None
         start_epoch, global_step, best_metric, best_epoch = (point.start_epoch, point.global_step,
                                                              point.best_metric, point.best_epoch)
         rng = rng_state_for_rank(point.rng, env.rank)
@@ -217,6 +217,9 @@ def _run(cfg, parts: Parts, env: distributed.DistEnv, device: torch.device, prec
                                "epochs_run": 0, "last": None,
                                "best_checkpoint": str(out_dir / run_files.BEST_CHECKPOINT),
                                "latest_checkpoint": str(out_dir / run_files.LATEST_CHECKPOINT)}
+    if resume_from is not None and main:
+        done = run_files.read_jsonl(out_dir / run_files.METRICS_FILE)
+        summary["last"] = done[-1] if done else None
     if train_cfg.is_dry_run:
         return summary
 
@@ -225,7 +228,7 @@ def _run(cfg, parts: Parts, env: distributed.DistEnv, device: torch.device, prec
     for epoch in range(start_epoch, num_epochs):
         epoch_started = time.perf_counter()
         _reseed_shuffle(parts.train_loader, int(train_cfg.seed), epoch)
-        _set_epoch(parts.train_loader, epoch)
+        set_epoch(parts.train_loader, epoch)
         stats = train_one_epoch(
             model=model, criterion=criterion, optimizer=optimizer, lr_scheduler=lr_scheduler,
             grad_scaler=grad_scaler, ema=ema, loader=parts.train_loader, device=device, precision=precision,
