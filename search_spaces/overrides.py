@@ -99,6 +99,15 @@ def apply_overrides(spec: Dict[str, Any], overrides: Sequence[str]) -> Dict[str,
     return result
 
 
+def apply_values(spec: Dict[str, Any], values: Dict[str, Any]) -> Dict[str, Any]:
+    """A copy of ``spec`` with already-typed values set by dotted name (a trial's sampled values)."""
+    result = copy.deepcopy(spec)
+    for name, value in values.items():
+        parts: List[Union[str, int]] = [int(p) if p.isdigit() else p for p in name.split(".")]
+        _set(result, parts, copy.deepcopy(value), f"{name}={value!r}")
+    return result
+
+
 def _set(node: Any, parts: List[Union[str, int]], value: Any, text: str) -> None:
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1

@@ -14,7 +14,7 @@ instead; this param space is for Tune's own random/grid search and for PBT.
 from __future__ import annotations
 
 import random
-from typing import Any, Dict, Mapping
+from typing import Any, Dict
 
 from ray import tune
 

@@ -23,7 +23,7 @@ Ranges and scales follow :mod:`search_spaces.ranges`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from trainers.errors import UserError
 
@@ -312,6 +312,3 @@ def flatten_values(spec: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
             flat[name] = value
     return flat
 
-
-def requested_names(request: SpaceRequest) -> Iterable[str]:
-    return set(request.hyperparameters) | set(request.add) | set(request.enable_disabled)

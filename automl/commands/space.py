@@ -13,8 +13,6 @@ import argparse
 import json
 from typing import List
 
-from search_spaces.schema_reader import load_schema_file, read_schema
-from search_spaces.space import SpaceRequest, build_search_space, flatten_values, merge_skill_hints
 from search_spaces.parameters import SearchSpace
 
 
@@ -41,22 +39,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def space_for(skill_name: str, schema_file, spec_path, overrides) -> SearchSpace:
-    """The space for the command's arguments (shared with the sweep's pre-launch review)."""
+    """The space for the command's arguments."""
+    from automl.search_space import search_space_for
     from automl.skills import find_skill
     from automl.spec import load_spec_dict
 
     skill = find_skill(skill_name)
-    own = read_schema(skill.schema("train"), source=f"{skill.name} train schema")
-    if schema_file:
-        schema = merge_skill_hints(read_schema(load_schema_file(schema_file), source=str(schema_file)), own)
-    else:
-        schema = own
-    spec_values, request = {}, SpaceRequest()
-    if spec_path or overrides:
-        spec = load_spec_dict(skill, spec_path, overrides, "train")
-        spec_values = flatten_values(spec)
-        request = SpaceRequest.from_automl_section(spec.get("automl"))
-    return build_search_space(schema, spec_values, request)
+    spec = load_spec_dict(skill, spec_path, overrides, "train") if (spec_path or overrides) else None
+    return search_space_for(skill, spec, schema_file)
 
 
 def render_table(space: SearchSpace) -> List[str]:
