@@ -49,7 +49,8 @@ def load_spec_dict(skill: Union[str, Skill], spec_path: Union[str, Path, None], 
                    action: str = "train") -> Dict[str, Any]:
     """The merged, validated spec as a plain dict (works for any skill folder, with or without a trainer)."""
     skill = skill if isinstance(skill, Skill) else find_skill(skill)
-    if action not in skill.actions():
+    sections = skill.validation_schema().get("properties", {})
+    if action not in skill.actions() and action not in sections:  # benchmark is a section, not a TAO action
         raise UserError(f"skill {skill.name} has no action {action!r} (actions: {', '.join(skill.actions())})")
     source = str(spec_path) if spec_path is not None else f"{skill.name} defaults"
     user = _read_user_spec(spec_path)

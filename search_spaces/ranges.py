@@ -49,7 +49,10 @@ def is_log_scaled(name: str) -> bool:
 def static_parameter(leaf: SchemaLeaf, cond: Optional[MathCond], reason: str) -> Parameter:
     """The parameter a leaf gives before user overrides and cross-parameter bounds."""
     if leaf.kind == "bool":
-        return Parameter(name=leaf.name, type="bool", default=_default(leaf), choices=(False, True), reason=reason)
+        choices = tuple(v for v in (False, True) if leaf.supported_options is None or v in leaf.supported_options)
+        if len(choices) < 2:
+            raise NotSearchable(f"the trainer only runs {_default(leaf)!r} (x_supported_options)".lower())
+        return Parameter(name=leaf.name, type="bool", default=_default(leaf), choices=choices, reason=reason)
     if leaf.kind in ("categorical", "ordered_int"):
         return _choice_parameter(leaf, reason)
     if leaf.kind in ("int", "float"):

@@ -137,8 +137,10 @@ class _Builder:
             node["x_maximum_expr"] = self._rebase_expr(meta["maximum_expr"], owner, path)
         if meta.get("no_effect"):
             node["x_no_effect"] = meta["no_effect"]
-        if path in SUPPORTED and "enum" in node:
-            node["x_supported_options"] = [v for v in node["enum"] if v in SUPPORTED[path][0]]
+        if path in SUPPORTED:
+            options = node.get("enum") or ([False, True] if node["type"] == "bool" else None)
+            if options is not None:
+                node["x_supported_options"] = [v for v in options if v in SUPPORTED[path][0]]
         return node
 
     def _owner_prefixes(self, owner: type, path: str) -> Tuple[str, str]:
