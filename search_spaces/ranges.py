@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
-from trainers.errors import UserError
-
-from .math_cond import MathCond, compare
+from .math_cond import MathCond
 from .parameters import Parameter
 from .schema_reader import SchemaLeaf
 
@@ -81,7 +79,7 @@ def _choice_parameter(leaf: SchemaLeaf, reason: str) -> Parameter:
         choices = [choices[i] for i in keep]
         weights = [weights[i] for i in keep] if weights else None
     if weights is not None:
-        weights = _normalised(weights, leaf.name)
+        weights = normalised_weights(weights)
     if len(choices) < 2:
         raise NotSearchable(f"only {len(choices)} usable option(s): {choices}")
     kind = "int" if leaf.kind == "ordered_int" else "categorical"
@@ -89,7 +87,8 @@ def _choice_parameter(leaf: SchemaLeaf, reason: str) -> Parameter:
                      weights=tuple(weights) if weights else None, reason=reason, notes=tuple(notes))
 
 
-def _normalised(weights: List[float], name: str) -> Optional[List[float]]:
+def normalised_weights(weights: List[float]) -> Optional[List[float]]:
+    """Weights summing to 1; None for uniform (or all-zero) weights."""
     if any(not math.isfinite(w) or w < 0 for w in weights):
         raise NotSearchable(f"option_weights {weights} must be finite and not negative")
     total = sum(weights)
@@ -203,79 +202,3 @@ def _nudge_up(low: float, high: float) -> float:
 
 def _nudge_down(high: float, low: float) -> float:
     return high - max((high - low) * 1e-6, abs(high) * 1e-9, 1e-12)
-
-
-OVERRIDE_KEYS = ("low", "high", "log", "choices", "weights", "step")
-
-
-def apply_range_override(parameter: Parameter, leaf: SchemaLeaf, cond: Optional[MathCond],
-                         override: Dict[str, Any]) -> Parameter:
-    """A user's ``{low, high, log, choices, weights, step}`` for one parameter, checked against the schema."""
-    where = f"automl.range_override.{parameter.name}"
-    if not isinstance(override, dict):
-        raise UserError(f"{where}: expected a mapping with {', '.join(OVERRIDE_KEYS)}")
-    unknown = [k for k in override if k not in OVERRIDE_KEYS]
-    if unknown:
-        raise UserError(f"{where}.{unknown[0]}: unknown key (use {', '.join(OVERRIDE_KEYS)})")
-    changes: Dict[str, Any] = {"notes": parameter.notes + ("range set by automl.range_override",)}
-    if "choices" in override:
-        choices = override["choices"]
-        if not isinstance(choices, list) or not choices:
-            raise UserError(f"{where}.choices: expected a non-empty list")
-        allowed = leaf.enum if leaf.enum is not None else (parameter.choices if parameter.choices else None)
-        for choice in choices:
-            if allowed is not None and choice not in allowed:
-                raise UserError(f"{where}.choices: {choice!r} is not one of the schema's options {list(allowed)}")
-            _check_value(where + ".choices", choice, leaf, cond)
-        changes.update(choices=tuple(choices), low=None, high=None, weights=None, step=None, log=False)
-        if parameter.type == "float" or (parameter.type == "int" and not all(isinstance(c, int) for c in choices)):
-            changes["type"] = "categorical"
-    if "weights" in override:
-        weights = override["weights"]
-        choices = changes.get("choices", parameter.choices)
-        if choices is None or not isinstance(weights, list) or len(weights) != len(choices):
-            raise UserError(f"{where}.weights: expected one weight per choice")
-        try:
-            normalised = _normalised([float(w) for w in weights], parameter.name)
-        except (NotSearchable, TypeError, ValueError):
-            raise UserError(f"{where}.weights: weights must be non-negative numbers, one above 0") from None
-        changes["weights"] = tuple(normalised) if normalised else None
-    for side in ("low", "high"):
-        if side in override:
-            value = override[side]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise UserError(f"{where}.{side}: expected a number, got {value!r}")
-            if "choices" in changes or parameter.choices is not None:
-                raise UserError(f"{where}.{side}: {parameter.name} is searched over choices, not a range")
-            _check_value(f"{where}.{side}", value, leaf, cond)
-            changes[side] = int(value) if parameter.type == "int" and float(value).is_integer() else value
-    if "log" in override:
-        if not isinstance(override["log"], bool):
-            raise UserError(f"{where}.log: expected true or false")
-        changes["log"] = override["log"]
-    if "step" in override:
-        if parameter.type != "int" or isinstance(override["step"], bool) or not isinstance(override["step"], int) \
-                or override["step"] < 1:
-            raise UserError(f"{where}.step: expected a positive integer step for an integer parameter")
-        changes["step"] = override["step"]
-    merged = {**parameter.__dict__, **changes}
-    result = Parameter(**merged)
-    if result.choices is None:
-        if result.low > result.high:
-            raise UserError(f"{where}: low {result.low} is above high {result.high}")
-        if result.log and result.low <= 0:
-            raise UserError(f"{where}: a log range needs low > 0")
-    return result
-
-
-def _check_value(where: str, value: Any, leaf: SchemaLeaf, cond: Optional[MathCond]) -> None:
-    """A user-given bound or choice must itself satisfy the schema."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return
-    if leaf.minimum is not None and value < leaf.minimum:
-        raise UserError(f"{where}: {value} is below the schema minimum {leaf.minimum}")
-    if leaf.maximum is not None and value > leaf.maximum:
-        raise UserError(f"{where}: {value} is above the schema maximum {leaf.maximum}")
-    for op, bound in (cond.constants if cond else ()):
-        if not compare(op, value, bound):
-            raise UserError(f"{where}: {value} violates the schema's math_cond '{cond.text}'")

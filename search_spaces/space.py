@@ -31,7 +31,8 @@ from .expressions import ExpressionError, parse_expression
 from .math_cond import MathCondError, parse_math_cond
 from .names import did_you_mean
 from .parameters import Bound, DerivedValue, ExcludedParameter, Parameter, SearchSpace
-from .ranges import NotSearchable, apply_range_override, static_parameter
+from .range_override import OVERRIDE_KEYS, apply_range_override
+from .ranges import NotSearchable, static_parameter
 from .schema_reader import ReadSchema, SchemaLeaf
 
 
@@ -53,7 +54,20 @@ class SpaceRequest:
                    add=tuple(automl.get("add_hyperparameters") or ()),
                    remove=tuple(automl.get("remove_hyperparameters") or ()),
                    enable_disabled=tuple(automl.get("enable_disabled") or ()),
-                   range_override=dict(automl.get("range_override") or {}))
+                   range_override=flatten_range_overrides(automl.get("range_override") or {}))
+
+
+def flatten_range_overrides(overrides: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """Accept both ``{"train.optim.lr": {low, high}}`` and the nested form a command-line override
+    ``automl.range_override.train.optim.lr.low=1e-5`` produces (``{"train": {"optim": {"lr": {...}}}}``)."""
+    flat: Dict[str, Any] = {}
+    for key, value in overrides.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value and not set(value) & set(OVERRIDE_KEYS):
+            flat.update(flatten_range_overrides(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
 
 
 def merge_skill_hints(schema: ReadSchema, hints: Optional[ReadSchema]) -> ReadSchema:

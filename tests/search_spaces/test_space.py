@@ -137,3 +137,13 @@ def test_a_parameter_without_scale_is_left_out_with_a_reason():
     space = build_search_space(read(OURS), request=SpaceRequest(add=("model.eval_idx",)))
     (excluded,) = [e for e in space.excluded if e.name == "model.eval_idx"]
     assert "no positive default" in excluded.reason
+
+
+def test_range_overrides_accept_the_nested_form_of_command_line_overrides():
+    request = SpaceRequest.from_automl_section(
+        {"range_override": {"train": {"optim": {"lr": {"low": 5e-5, "high": 5e-4}}},
+                            "model.num_queries": {"low": 100, "high": 200}}})
+    space = build_search_space(read(OURS), request=request)
+    assert (space.parameter("train.optim.lr").low, space.parameter("train.optim.lr").high) == (5e-5, 5e-4)
+    assert space.parameter("model.num_queries").high == 200
+    assert space.parameter("model.num_queries").notes == ("range set by automl.range_override",)
