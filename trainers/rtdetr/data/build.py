@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from trainers.errors import UserError
 
 from .categories import CategoryMap
-from .coco import CocoSource, category_map_from_files, load_split
+from .coco import CocoSource, category_map_from_files, forget_parsed_json, load_split
 from .collate import BatchCollate
 from .dataset import CocoDetectionDataset, ImageFolderDataset
 from .policy import EpochShuffleSampler, StopEpochPolicy
@@ -118,7 +118,10 @@ def build_dataset(cfg, split: str, category_map: Optional[CategoryMap] = None,
         )
     else:
         ops = eval_ops
-    table, readers, report = load_split(split, coco_sources(cfg, split), category_map, cache_root)
+    try:
+        table, readers, report = load_split(split, coco_sources(cfg, split), category_map, cache_root)
+    finally:
+        forget_parsed_json()
     if log is not None:
         log(report.summary())
     dataset = CocoDetectionDataset(table, readers, ops, policy)

@@ -70,10 +70,17 @@ class RecordTable:
         return self.boxes[start:stop], self.labels[start:stop]
 
 
-@functools.lru_cache(maxsize=4)
+# The category map and the split read the same training json one after the other;
+# parsing a COCO-sized file takes seconds, so the last one is kept until
+# :func:`forget_parsed_json` (the parsed objects are large: not kept for training).
+@functools.lru_cache(maxsize=1)
 def _read_json_cached(path: str, mtime_ns: int, size: int) -> Any:
     with open(path, "r", encoding="utf-8") as file:
         return json.load(file)
+
+
+def forget_parsed_json() -> None:
+    _read_json_cached.cache_clear()
 
 
 def read_coco_json(json_file: str) -> Dict[str, Any]:
