@@ -160,3 +160,22 @@ def test_hdf5_frames_and_a_tar_archive_work_as_image_dirs(tmp_path, monkeypatch)
     assert dataset.file_name(0) == "h5://seq_7:0001" and dataset.raw_target(0)["orig_size"].tolist() == [60, 40]
     image, target = dataset[0]
     assert image.shape == (3, 640, 640) and len(target["boxes"]) <= 1
+
+
+def test_a_file_that_breaks_after_the_header_check_is_replaced_with_a_warning(tmp_path, capsys):
+    # Splits above FULL_DECODE_LIMIT images are checked by header only; a truncated
+    # JPEG then fails when decoded, and the item falls through to the next image.
+    from trainers.rtdetr.data.dataset import CocoDetectionDataset
+    from trainers.rtdetr.data.transforms import eval_transforms
+
+    write_image(tmp_path / "images" / "whole.jpg", size=(64, 64), fmt="JPEG")
+    data = (tmp_path / "images" / "whole.jpg").read_bytes()
+    (tmp_path / "images" / "cut.jpg").write_bytes(data[: len(data) // 2])
+    json_file = write_coco(tmp_path / "ann.json", [{"id": 1, "file_name": "cut.jpg"}, {"id": 2, "file_name": "whole.jpg"}],
+                           [])
+    table, readers, report = load_split("train", [CocoSource(str(json_file), str(tmp_path / "images"))],
+                                        CategoryMap([1], ["x"]), full_decode=False)
+    assert report.images == 2
+    dataset = CocoDetectionDataset(table, readers, eval_transforms([32, 32]))
+    assert dataset[0][1]["image_id"] == 2
+    assert "warning: skipping" in capsys.readouterr().err and "cut.jpg" in dataset.file_name(0)
