@@ -30,7 +30,7 @@ from trainers.errors import UserError
 from .expressions import ExpressionError, parse_expression
 from .math_cond import MathCondError, parse_math_cond
 from .names import did_you_mean
-from .parameters import Bound, DerivedValue, ExcludedParameter, Parameter, SearchSpace
+from .parameters import Bound, DerivedValue, ExcludedParameter, InfeasibleError, Parameter, SearchSpace
 from .range_override import OVERRIDE_KEYS, apply_range_override
 from .ranges import NotSearchable, static_parameter
 from .schema_reader import ReadSchema, SchemaLeaf
@@ -186,7 +186,23 @@ def _build_one(schema: ReadSchema, leaf: SchemaLeaf, base: Mapping[str, Any], se
                                     active_when=active_when, condition=condition or parameter.condition)
     if leaf.name in request.range_override:
         parameter = apply_range_override(parameter, leaf, cond, dict(request.range_override[leaf.name]))
+    _check_feasible_against_fixed_values(parameter, base, searched)
     return parameter
+
+
+def _check_feasible_against_fixed_values(parameter: Parameter, base: Mapping[str, Any], searched: set) -> None:
+    """Bounds read only from spec values can be checked now: crop_max > crop_min = 1400 with max 1333 cannot be met."""
+    names = {n for b in parameter.low_bounds + parameter.high_bounds for n in b.expression.names}
+    if not names or names & searched:
+        return
+    try:
+        if parameter.choices is not None:
+            parameter.allowed_choices(base)
+        else:
+            parameter.bounds(base)
+    except InfeasibleError:
+        fixed = ", ".join(f"{n}={base.get(n)}" for n in sorted(names))
+        raise NotSearchable(f"no value satisfies {parameter.condition} with {fixed}") from None
 
 
 def _leaf_with_user_range(leaf: SchemaLeaf, override: Mapping[str, Any]) -> SchemaLeaf:

@@ -147,3 +147,10 @@ def test_range_overrides_accept_the_nested_form_of_command_line_overrides():
     assert (space.parameter("train.optim.lr").low, space.parameter("train.optim.lr").high) == (5e-5, 5e-4)
     assert space.parameter("model.num_queries").high == 200
     assert space.parameter("model.num_queries").notes == ("range set by automl.range_override",)
+
+
+def test_a_bound_no_value_can_meet_given_the_spec_is_reported_not_sampled():
+    space = build_search_space(read(DINO), {"dataset.augmentation.train_random_crop_min": 1400},
+                               request=SpaceRequest(remove=("dataset.augmentation.train_random_crop_min",)))
+    (excluded,) = [e for e in space.excluded if e.name == "dataset.augmentation.train_random_crop_max"]
+    assert "no value satisfies > dataset.augmentation.train_random_crop_min" in excluded.reason
