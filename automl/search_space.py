@@ -6,8 +6,10 @@
     trial_spec = apply_values(spec, values)               # then write it and run the trainer
 
 ``schema_file`` reads another TAO train schema (NVIDIA's, say) instead of the
-skill's own; the skill's knowledge of its trainer (``x_*`` hints such as
-"momentum only with SGD") still applies to keys of the same name.
+skill's own; when it describes the same network (``x_tao_schema.network_arch``)
+the skill's knowledge of its trainer (``x_*`` hints such as "momentum only
+with SGD") still applies to keys of the same name.  Another network's schema
+is read as it is.
 """
 from __future__ import annotations
 
@@ -25,9 +27,19 @@ def search_space_for(skill: Union[str, Skill], spec: Optional[Mapping[str, Any]]
                      schema_file: Union[str, Path, None] = None) -> SearchSpace:
     """The space for ``spec`` (a merged, validated spec dict; None: the schema's defaults)."""
     skill = skill if isinstance(skill, Skill) else find_skill(skill)
-    own = read_schema(skill.schema("train"), source=f"{skill.name} train schema")
+    own_document = skill.schema("train")
+    own = read_schema(own_document, source=f"{skill.name} train schema")
     schema = own
     if schema_file is not None:
-        schema = merge_skill_hints(read_schema(load_schema_file(schema_file), source=str(schema_file)), own)
+        document = load_schema_file(schema_file)
+        schema = read_schema(document, source=str(schema_file))
+        if _network(document) is not None and _network(document) == _network(own_document):
+            schema = merge_skill_hints(schema, own)
+
     spec = spec or {}
     return build_search_space(schema, flatten_values(spec), SpaceRequest.from_automl_section(spec.get("automl")))
+
+
+def _network(document: Mapping[str, Any]) -> Optional[str]:
+    meta = document.get("x_tao_schema")
+    return meta.get("network_arch") if isinstance(meta, dict) else None

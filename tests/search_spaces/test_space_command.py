@@ -10,7 +10,7 @@ from automl.spec import load_spec_dict
 from search_spaces.optuna_space import suggest_configuration
 from search_spaces.overrides import apply_values
 
-from .nvidia import COSMOS, NVIDIA_RTDETR
+from .nvidia import COSMOS, DINO, NVIDIA_RTDETR
 
 
 def run(capsys, *argv):
@@ -71,3 +71,8 @@ def test_a_sampled_configuration_becomes_a_valid_trial_spec():
         study.tell(trial, 0.0)
         assert trial_spec["model"]["num_select"] <= trial_spec["model"]["num_queries"]
         assert find_skill("rtdetr").validator().problems(trial_spec) == []
+
+
+def test_another_networks_schema_is_read_without_the_rtdetr_hints(capsys):
+    items = {i["name"] for i in json.loads(run(capsys, "--schema", str(DINO), "--json"))["parameters"]}
+    assert {"train.optim.momentum", "train.optim.lr_step_size", "dataset.workers"} <= items
