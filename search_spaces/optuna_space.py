@@ -57,6 +57,12 @@ def define_by_run(space: SearchSpace) -> Callable[[optuna.trial.BaseTrial], Dict
     return run
 
 
+def without_helper_parameters(config: Dict[str, Any]) -> Dict[str, Any]:
+    """A trial config (Ray's OptunaSearch passes trial.params through) minus the ``#quantile`` /
+    ``#index`` helper parameters; the real values are there already."""
+    return {k: v for k, v in config.items() if not k.endswith((QUANTILE_SUFFIX, INDEX_SUFFIX))}
+
+
 def _suggest(trial: optuna.trial.BaseTrial, parameter: Parameter, values: Dict[str, Any]) -> Any:
     if parameter.choices is not None:
         choices, weights = parameter.allowed_choices(values)

@@ -3,9 +3,10 @@ import collections
 
 import optuna
 import pytest
+from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.variant_generator import generate_variants
 
-from search_spaces.optuna_space import define_by_run, suggest_configuration
+from search_spaces.optuna_space import define_by_run, suggest_configuration, without_helper_parameters
 from search_spaces.ray_space import ray_param_space
 from search_spaces.sampling import configuration_problems
 from search_spaces.space import SpaceRequest, build_search_space
@@ -66,3 +67,13 @@ def test_ray_tune_variants_are_always_valid(name):
         for _, configuration in generate_variants(param_space):
             configuration = {k: v for k, v in configuration.items() if v is not None}
             assert configuration_problems(space, configuration) == []
+
+
+def test_ray_optuna_search_runs_the_define_by_run_space():
+    space = SPACES["cosmos-reason"]()
+    searcher = OptunaSearch(space=define_by_run(space), metric="val_mAP50", mode="max",
+                            sampler=optuna.samplers.RandomSampler(seed=0))
+    for index in range(10):
+        config = without_helper_parameters(searcher.suggest(f"trial_{index}"))
+        assert configuration_problems(space, config) == []
+        searcher.on_trial_complete(f"trial_{index}", {"val_mAP50": index / 10})
