@@ -9,6 +9,7 @@ dataclass default.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import typing
 from typing import Any, Dict, List, Tuple
@@ -131,6 +132,7 @@ def _describe(value: Any) -> str:
     return f"{text} ({kind})"
 
 
+@functools.lru_cache(maxsize=None)
 def _all_paths(cls: type, prefix: str = "") -> Tuple[str, ...]:
     """Every dotted key of a config class, for suggestions across sections."""
     paths: List[str] = []
