@@ -25,8 +25,9 @@ class AutomlConfig:
         [], automl_enabled=False, description="Parameters to leave at their spec value.")
     enable_disabled: List[str] = param(
         [], automl_enabled=False,
-        description="Parameters the schema marks automl_enabled: false that should be searched anyway "
-                    "(they must also be requested, e.g. in add_hyperparameters).")
+        description="Parameters the schema marks automl_enabled: false to search anyway "
+                    "(listing one here also adds it to the search).")
     range_override: Dict[str, Dict[str, Any]] = param(
         {}, automl_enabled=False, value_type="collection",
-        description="Per parameter: {low, high, log, choices, weights} replacing the derived range.")
+        description="Per parameter: {low, high, log, choices, weights, step} replacing the derived range, "
+                    "inside the schema's bounds.")
