@@ -41,8 +41,9 @@ def test_every_op_keeps_boxes_valid_and_inside_the_image(op):
         assert len(target["boxes"]) == len(target["labels"])
 
 
-def test_the_full_training_pipeline_gives_the_contracted_item():
-    ops = T.train_transforms(spatial_size=[64, 96])
+@pytest.mark.parametrize("preserve_aspect_ratio", [False, True])
+def test_the_full_training_pipeline_gives_the_contracted_item(preserve_aspect_ratio):
+    ops = T.train_transforms(spatial_size=[64, 96], preserve_aspect_ratio=preserve_aspect_ratio)
     for seed in range(40):
         torch.manual_seed(seed)
         image, target = ops(*sample(seed=seed))
