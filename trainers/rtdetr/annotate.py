@@ -44,12 +44,12 @@ class Detection:
 class ClassColors:
     """The colour of each class: ``color_map[name]`` when given, else ``DEFAULT_PALETTE[label]``.
 
-    Colour strings are parsed up front, so a typo fails before any image is
-    processed; color_map names that are not classes of the model are
-    reported by :attr:`unknown_names` (TAO ignores them silently).
+    Colour strings are parsed up front, so a typo fails before the model is
+    even loaded; :meth:`unknown_names` lists color_map names that are not
+    classes of the model (TAO ignores them silently).
     """
 
-    def __init__(self, color_map: Mapping[str, str], class_names: Sequence[str]):
+    def __init__(self, color_map: Mapping[str, str]):
         self.by_name: Dict[str, RGB] = {}
         problems = []
         for name, value in (color_map or {}).items():
@@ -61,8 +61,10 @@ class ClassColors:
         if problems:
             raise UserError("\n".join(problems) if len(problems) == 1
                             else f"{len(problems)} problems\n" + "\n".join(f"  {p}" for p in problems))
+
+    def unknown_names(self, class_names: Sequence[str]) -> List[str]:
         known = set(class_names)
-        self.unknown_names: List[str] = sorted(name for name in self.by_name if name not in known)
+        return sorted(name for name in self.by_name if name not in known)
 
     def of(self, label: int, name: str) -> RGB:
         return self.by_name.get(name, DEFAULT_PALETTE[label % len(DEFAULT_PALETTE)])

@@ -87,17 +87,18 @@ def run_inference(cfg, checkpoint: Optional[str] = None, log: Log = print) -> In
     checkpoint = str(checkpoint or settings.checkpoint or "")
     if not checkpoint or checkpoint == "???":
         raise UserError("inference.checkpoint: no checkpoint given")
-    device = _device(settings, log)
-    loaded = load_inference_model(cfg, checkpoint, device)
-    colors = ClassColors(settings.color_map, loaded.category_map.names)
-    if colors.unknown_names and log is not None:
-        log(f"warning: inference.color_map names classes the model does not have: {', '.join(colors.unknown_names)} "
-            f"(classes: {', '.join(loaded.category_map.names)})")
-    conf_threshold = float(settings.conf_threshold)
-
+    # Everything the spec can get wrong is checked before the model is loaded.
+    colors = ClassColors(settings.color_map)
     dataset = _dataset(cfg)
     if log is not None:
         log(dataset.report.summary().replace(", 0 boxes", ""))
+    device = _device(settings, log)
+    loaded = load_inference_model(cfg, checkpoint, device)
+    unknown = colors.unknown_names(loaded.category_map.names)
+    if unknown and log is not None:
+        log(f"warning: inference.color_map names classes the model does not have: {', '.join(unknown)} "
+            f"(classes: {', '.join(loaded.category_map.names)})")
+    conf_threshold = float(settings.conf_threshold)
     loader = _loader(cfg, dataset)
     out_dir = Path(settings.results_dir) if settings.results_dir else Path(cfg.results_dir or ".") / "inference"
     postprocessor = PostProcessor(num_select=loaded.num_select)
