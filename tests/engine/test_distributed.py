@@ -94,3 +94,30 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path)
         assert torch.allclose(result["loss"], single_loss, atol=1e-6)
         for name, grad in single_grads.items():
             assert torch.allclose(result["grads"][name], grad, atol=1e-6), name
+
+
+PROBE = """
+import json, sys
+sys.path.insert(0, {root!r})
+from trainers.rtdetr.engine import distributed
+distributed.relaunch_under_torchrun(num_gpus=2, num_nodes=1, argv=[__file__, *sys.argv[1:]])
+env = distributed.read_env()
+print(json.dumps({{"rank": env.rank, "world": env.world_size, "args": sys.argv[1:]}}), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_relaunch_replaces_the_process_by_torchrun_with_the_same_arguments(tmp_path):
+    import json
+    import subprocess
+    from pathlib import Path
+
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE.format(root=str(Path(__file__).resolve().parents[2])))
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "TORCHELASTIC_RUN_ID")}
+    done = subprocess.run([sys.executable, str(script), "x=1"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert sorted(lines, key=lambda r: r["rank"]) == [{"rank": 0, "world": 2, "args": ["x=1"]},
+                                                       {"rank": 1, "world": 2, "args": ["x=1"]}]
