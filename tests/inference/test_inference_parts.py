@@ -15,11 +15,12 @@ from trainers.rtdetr.inference import inference_category_map, kept_detections
 from trainers.rtdetr.inference_images import InferenceImages
 
 
-def _spec(classmap: str = "") -> SimpleNamespace:
-    return SimpleNamespace(dataset=SimpleNamespace(infer_data_sources=SimpleNamespace(classmap=classmap)))
+def _spec(classmap: str = "", remap_mscoco_category: bool = False) -> SimpleNamespace:
+    return SimpleNamespace(dataset=SimpleNamespace(infer_data_sources=SimpleNamespace(classmap=classmap),
+                                                   remap_mscoco_category=remap_mscoco_category))
 
 
-def test_categories_come_from_the_checkpoint_then_the_classmap_then_the_index(tmp_path):
+def test_categories_come_from_the_checkpoint_then_the_classmap_then_coco_then_the_index(tmp_path):
     label_map = tmp_path / "label_map.txt"
     label_map.write_text("car\nbus\n")
     from_checkpoint = inference_category_map({"category_ids": [5, 9], "class_names": ["a", "b"]},
@@ -27,6 +28,8 @@ def test_categories_come_from_the_checkpoint_then_the_classmap_then_the_index(tm
     assert (from_checkpoint.category_ids, from_checkpoint.names) == ([5, 9], ["a", "b"])
     from_classmap = inference_category_map({}, _spec(str(label_map)), 3)
     assert (from_classmap.category_ids, from_classmap.names) == ([1, 2], ["car", "bus"])
+    coco = inference_category_map({}, _spec(remap_mscoco_category=True), 80)
+    assert (coco.category_ids[-1], coco.names[-1]) == (90, "toothbrush")
     by_index = inference_category_map({}, _spec(), 2)
     assert (by_index.category_ids, by_index.names) == ([0, 1], ["0", "1"])
     with pytest.raises(UserError, match="name 2 classes but the model predicts 1"):

@@ -155,7 +155,8 @@ def load_inference_model(cfg, checkpoint: str, device: torch.device) -> Inferenc
 
 
 def inference_category_map(payload: Dict[str, Any], cfg, num_classes: int) -> CategoryMap:
-    """Checkpoint categories, else the spec's classmap (label_map.txt), else ``"0".."C-1"`` with ids = labels."""
+    """Checkpoint categories, else the spec's classmap (label_map.txt), else COCO's when
+    ``dataset.remap_mscoco_category``, else ``"0".."C-1"`` with ids = labels."""
     if payload.get("category_ids"):
         ids = [int(c) for c in payload["category_ids"]]
         names = [str(n) for n in payload.get("class_names") or []]
@@ -164,6 +165,9 @@ def inference_category_map(payload: Dict[str, Any], cfg, num_classes: int) -> Ca
     elif cfg.dataset.infer_data_sources.classmap:
         category_map = CategoryMap.from_label_map(cfg.dataset.infer_data_sources.classmap)
         where = f"dataset.infer_data_sources.classmap ({cfg.dataset.infer_data_sources.classmap})"
+    elif getattr(cfg.dataset, "remap_mscoco_category", False):  # official COCO weights: 80 classes, 91-id numbering
+        category_map = CategoryMap.mscoco()
+        where = "dataset.remap_mscoco_category (the 80 COCO classes)"
     else:
         return CategoryMap(list(range(num_classes)), [str(label) for label in range(num_classes)])
     if len(category_map) > num_classes:
