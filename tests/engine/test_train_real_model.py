@@ -57,3 +57,7 @@ def test_train_then_evaluate_with_the_real_model(tmp_path, capsys):
     written = json.loads((tmp_path / "results/evaluate/results.json").read_text())
     assert written["test_mAP50"] == metrics["test_mAP50"] and "AP50" in written and "per_class" in written
     assert "raccoon" in capsys.readouterr().out
+
+    cfg.model.hidden_dim = 64                   # a spec that no longer matches: the saved settings are used
+    again = evaluate_checkpoint(cfg, log=lambda line: None)
+    assert again["test_mAP50"] == metrics["test_mAP50"]

@@ -9,7 +9,9 @@
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -88,12 +90,20 @@ def evaluate_checkpoint(cfg, checkpoint: Optional[str] = None, log=print) -> Dic
 
     device = select_device(int(evaluate_cfg.num_gpus))
     precision = check_precision("fp32", device)
-    model = build_model(cfg.model, num_classes)
     state = model_state_from(payload, checkpoint)
-    incompatible = model.load_state_dict(state, strict=False)
-    if incompatible.missing_keys:
-        raise UserError(f"evaluate.checkpoint: {checkpoint} does not fit model.* of the spec "
-                        f"(missing {len(incompatible.missing_keys)} weights, e.g. {incompatible.missing_keys[0]})")
+    model = build_model(cfg.model, num_classes)
+    problem = _load_into(model, state)
+    if problem and isinstance(payload.get("model_config"), dict):
+        # The weights decide the architecture: rebuild from the settings saved with them.
+        saved = SimpleNamespace(**{**dataclasses.asdict(cfg.model), **payload["model_config"]})
+        rebuilt = build_model(saved, num_classes)
+        if not _load_into(rebuilt, state):
+            model, problem = rebuilt, ""
+            if log is not None:
+                log(f"{checkpoint}: model.* of the spec does not fit these weights; using the settings saved "
+                    f"in the checkpoint")
+    if problem:
+        raise UserError(f"evaluate.checkpoint: {checkpoint} does not fit model.* of the spec ({problem})")
     model.to(device)
     postprocessor = PostProcessor(num_select=cfg.model.num_select)
 
@@ -111,3 +121,14 @@ def evaluate_checkpoint(cfg, checkpoint: Optional[str] = None, log=print) -> Dic
         log(format_metrics_table(metrics))
         log(f"results: {out_dir / 'results.json'}")
     return metrics
+
+
+def _load_into(model: nn.Module, state: Dict[str, torch.Tensor]) -> str:
+    """Load ``state`` strictly; return what did not fit ("" when everything did)."""
+    try:
+        incompatible = model.load_state_dict(state, strict=False)
+    except RuntimeError as error:
+        return str(error).strip().splitlines()[-1].strip()
+    if incompatible.missing_keys:
+        return f"missing {len(incompatible.missing_keys)} weights, e.g. {incompatible.missing_keys[0]}"
+    return ""
