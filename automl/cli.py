@@ -16,6 +16,9 @@ from trainers.errors import UserError
 
 # Module names under automl.commands, in the order `--help` lists them.
 COMMANDS = [
+    "train",
+    "evaluate",
+    "inference",
     "import_weights",
     "dataset",
     "space",

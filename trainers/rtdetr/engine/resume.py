@@ -85,6 +85,9 @@ def training_payload(*, model: nn.Module, ema: Optional[ModelEMA], optimizer: to
         "grad_scaler": grad_scaler.state_dict() if grad_scaler is not None else {},
         "rng": rng,
     }
+    arch = getattr(unwrap_model(model), "arch", None)
+    if arch is not None:  # lets load_model, export and inference rebuild the model from the file alone
+        payload["architecture"] = arch.to_dict()
     if ema is not None:
         payload["train_model"] = raw
         payload["ema"] = {"updates": ema.updates, "decay": ema.decay, "ramp": ema.ramp}

@@ -1,0 +1,48 @@
+"""``tao-automl train``: one plain training run of the skill's trainer (``automl_policy`` off).
+
+    tao-automl train --skill rtdetr -e spec.yaml [--automl-policy off] [key=value ...]
+
+Results go to ``results_dir/train/`` (checkpoints, status.json, metrics.jsonl).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train once with the skill's trainer",
+        description="Train an RT-DETR detector as the spec says. With --automl-policy on|auto the run is "
+                    "routed to a hyperparameter sweep when the skill supports one.")
+    parser.add_argument("--skill", required=True, help="skill name (rtdetr)")
+    parser.add_argument("-e", "--experiment-spec", dest="spec", required=True, help="the spec YAML file")
+    parser.add_argument("--automl-policy", default="off", choices=["on", "auto", "off"],
+                        help="off (default until sweeps land): plain training; on/auto: a sweep when runnable")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="spec overrides, e.g. train.num_epochs=5")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from automl.policy import decide_route
+    from automl.skills import find_skill
+    from automl.spec import load_spec
+    from trainers.errors import UserError
+
+    skill = find_skill(args.skill)
+    route = decide_route(skill, args.automl_policy)
+    if route.notice:
+        print(f"notice: {route.notice}", file=sys.stderr)
+    if route.kind == "sweep":
+        raise UserError(f"--automl-policy {args.automl_policy}: this build has no sweep runner yet; "
+                        f"use --automl-policy off for plain training")
+    cfg = load_spec(skill, args.spec, args.overrides, "train")
+    from trainers.rtdetr.engine.trainer import launch, train
+
+    launch(cfg)  # re-executes under torchrun for multi-GPU / multi-node runs
+    summary = train(cfg)
+    best = summary.get("val_mAP50")
+    best_text = f"{best:.4f} (epoch {summary.get('best_epoch')})" if best is not None else "n/a (not validated)"
+    print(f"training finished: best val_mAP50 {best_text}; checkpoints, status.json and metrics.jsonl in "
+          f"{summary['train_dir']}")
+    return 0
