@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-all clean
+.PHONY: venv demo test test-fast clean
 
 venv: $(STAMP)
 
@@ -19,8 +19,7 @@ $(STAMP): setup.cfg pyproject.toml
 demo: venv
 	$(BIN)/python -m automl.demo
 
-# The default suite: everything but tests marked slow... and the slow ones too, in one run
-# that stays under 15 minutes on 2 cores. `make test-fast` skips the slow ones.
+# The whole suite, slow tests included (under 15 minutes on 2 cores); `make test-fast` skips the slow ones.
 test: venv
 	$(BIN)/python -m pytest -q
 
