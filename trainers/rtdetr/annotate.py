@@ -5,19 +5,19 @@
 - :func:`draw_detections`: boxes with ``outline_width`` outlines and a
   ``"name score"`` tag in the class colour (Pillow ``ImageDraw``);
 - :func:`kitti_lines`: TAO's inference label files, one KITTI line a box;
-- :func:`save_image_atomic` / :func:`write_text_atomic`: a temporary file in
+- :func:`save_image_atomic`: a temporary file in
   the target folder renamed into place, so a crash never leaves half a file.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Sequence, Tuple
 
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
+from trainers.atomic_write import write_atomic
 from trainers.errors import UserError
 
 RGB = Tuple[int, int, int]
@@ -111,24 +111,7 @@ def save_image_atomic(image: Image.Image, path: os.PathLike | str) -> Path:
         path = path.with_suffix(".png")
         image_format = "PNG"
     options = {"quality": 95} if image_format == "JPEG" else {}
-    return _replace_atomically(path, lambda handle: image.save(handle, format=image_format, **options))
-
-
-def write_text_atomic(path: os.PathLike | str, text: str) -> Path:
-    return _replace_atomically(Path(path), lambda handle: handle.write(text.encode("utf-8")))
-
-
-def _replace_atomically(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda handle: image.save(handle, format=image_format, **options))
 
 
 def _font_for(size: Tuple[int, int]) -> ImageFont.ImageFont:

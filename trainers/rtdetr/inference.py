@@ -33,9 +33,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from trainers.atomic_write import write_text_atomic
 from trainers.errors import UserError
 
-from .annotate import ClassColors, Detection, draw_detections, kitti_lines, save_image_atomic, write_text_atomic
+from .annotate import ClassColors, Detection, draw_detections, kitti_lines, save_image_atomic
 from .checkpoint import load_checkpoint, model_state_from
 from .data.build import SIZE_MULTIPLE
 from .data.categories import CategoryMap

@@ -1,0 +1,33 @@
+"""Write a file so that readers see either the old or the new content, never half of it.
+
+The content goes to a temporary sibling, is flushed to disk, then renamed over
+the target (``os.replace`` is atomic on one filesystem).  A crash or a full
+disk leaves the old file and no temporary behind.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+
+def write_atomic(path: os.PathLike | str, write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(handle)`` on a binary temporary sibling of ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: os.PathLike | str, text: str) -> Path:
+    return write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
