@@ -115,3 +115,27 @@ def test_boxes_keep_the_gradient_path_between_decoder_layers_as_the_official_dec
     hf_out.intermediate_reference_points[:, 1].sum().backward()
     hf_first_head = hf.model.decoder.bbox_embed[0].layers[-1].weight.grad
     assert hf_first_head is None or hf_first_head.abs().sum() == 0  # transformers detaches it
+
+
+def test_transformers_4x_key_names_import_the_same_model(tmp_path):
+    """Hub checkpoints were saved by transformers 4.x (encoder.encoder.N, out_proj, fc1/fc2 without mlp.)."""
+    from safetensors.torch import load_file, save_file
+
+    hf = tiny_hf_model("bottleneck")
+    save_hf(hf, tmp_path / "v5")
+    state = load_file(str(tmp_path / "v5" / "model.safetensors"))
+    renames = [(".aifi.", ".encoder."), (".o_proj.", ".out_proj."), (".mlp.fc1.", ".fc1."), (".mlp.fc2.", ".fc2.")]
+    old_state = {}
+    for key, value in state.items():
+        for new, old in renames:
+            key = key.replace(new, old)
+        old_state[key] = value.contiguous()
+    (tmp_path / "v4").mkdir()
+    save_file(old_state, str(tmp_path / "v4" / "model.safetensors"))
+    (tmp_path / "v4" / "config.json").write_text((tmp_path / "v5" / "config.json").read_text())
+    out = tmp_path / "from_v4.pth"
+    assert main(["import-weights", "--skill", "rtdetr", "--source", "hf", "--input", str(tmp_path / "v4"),
+                 "--output", str(out)]) == 0
+    images = torch.rand(1, 3, 96, 96)
+    with torch.no_grad():
+        assert_same_detections(load_model(out)(images), hf(pixel_values=images))
