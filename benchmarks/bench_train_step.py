@@ -16,11 +16,11 @@ import argparse
 import copy
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -126,8 +126,46 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def _rss_mib() -> float:
+    """Current resident set size (VmRSS) of this process in MiB; Linux /proc."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+class RssSampler:
+    """Samples VmRSS every ``interval`` seconds in a background thread; ``peak`` is the highest seen.
+
+    ru_maxrss cannot serve: it is a lifetime maximum, usually already reached
+    while loading the model, so it hides what the training steps add.
+    """
+
+    def __init__(self, interval: float = 0.002):
+        self.interval, self.peak = interval, _rss_mib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_mib())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mib())
+
+
 def peak_memory_child(folder: str, name: str, side: str, steps: int) -> None:
-    """Run in a fresh subprocess that loads one side only: peak RSS (MiB) before and during training steps."""
+    """Run in a fresh subprocess that loads one side only: RSS (MiB) just before and at the peak of training steps."""
+    import gc
+
     from transformers import RTDetrForObjectDetection
 
     from trainers.rtdetr import load_model
@@ -138,11 +176,12 @@ def peak_memory_child(folder: str, name: str, side: str, steps: int) -> None:
     else:
         hf, ours = None, load_model(Path(folder) / f"{name}.pth")
     step = make_steps(hf, ours, spec, with_eval=False)["train"][0 if side == "transformers" else 1]
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(steps):
-        step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"before_mib": before / 1024, "peak_mib": after / 1024}))
+    gc.collect()
+    before = _rss_mib()
+    with RssSampler() as sampler:
+        for _ in range(steps):
+            step()
+    print(json.dumps({"before_mib": before, "peak_mib": sampler.peak}))
 
 
 def peak_memory(folder: Path, name: str, side: str, steps: int) -> dict:
@@ -178,9 +217,8 @@ def main() -> None:
             growth = {side: m["peak_mib"] - m["before_mib"] for side, m in mem.items()}
             print(f"{name:12s} train peak RSS  transformers {mem['transformers']['peak_mib']:.0f} MiB "
                   f"(+{growth['transformers']:.0f} in steps)  ours {mem['ours']['peak_mib']:.0f} MiB "
-                  f"(+{growth['ours']:.0f} in steps)  ratio ours/transformers "
-                  f"{mem['ours']['peak_mib'] / mem['transformers']['peak_mib']:.2f}")
-
+                  f"(+{growth['ours']:.0f} in steps)  growth ratio ours/transformers "
+                  f"{growth['ours'] / max(growth['transformers'], 1e-9):.2f}")
 
 if __name__ == "__main__":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
