@@ -44,7 +44,7 @@ class TransformerDecoderLayer(nn.Module):
         target = self.norm1(target + self.dropout(self.self_attn(target, query_pos, attn_mask)))
         cross = self.cross_attn(target + query_pos, ref_boxes, memory, spatial_shapes)
         target = self.norm2(target + self.dropout(cross))
-        ffn = self.linear2(self.dropout(F.relu(self.linear1(target))))
+        ffn = self.linear2(self.dropout(F.relu(self.linear1(target), inplace=True)))
         target = target + self.dropout(ffn)
         if target.dtype == torch.float16:
             # the FFN residual overflows fp16 on long trainings (official issue #464)

@@ -10,8 +10,11 @@ from torch import Tensor, nn
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
-def activation(name: Optional[str]) -> nn.Module:
-    return nn.Identity() if name is None else ACTIVATIONS[name]()
+def activation(name: Optional[str], inplace: bool = False) -> nn.Module:
+    """``inplace`` only applies to ReLU, whose backward needs its output, not its input."""
+    if name is None:
+        return nn.Identity()
+    return nn.ReLU(inplace=True) if name == "relu" and inplace else ACTIVATIONS[name]()
 
 
 class ConvNormLayer(nn.Module):
@@ -23,7 +26,8 @@ class ConvNormLayer(nn.Module):
         padding = (kernel_size - 1) // 2 if padding is None else padding
         self.conv = nn.Conv2d(ch_in, ch_out, kernel_size, stride, padding=padding, bias=False)
         self.norm = nn.BatchNorm2d(ch_out)
-        self.act = activation(act)
+        # in place: the norm's (or folded conv's) output is needed by no backward, so one memory pass less
+        self.act = activation(act, inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.act(self.norm(self.conv(x)))
@@ -40,7 +44,7 @@ class MLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = layer(x) if i == last else F.relu(layer(x))
+            x = layer(x) if i == last else F.relu(layer(x), inplace=True)  # addmm's backward keeps its inputs only
         return x
 
 
