@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import argparse
 
+from automl.commands import add_spec_arguments
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="COCO metrics of a checkpoint on the test set",
         description="AP, AP50, AP75, small/medium/large and per-class AP50 (pycocotools, 100 detections per "
                     "image) of evaluate.checkpoint on dataset.test_data_sources.")
-    parser.add_argument("--skill", required=True, help="skill name (rtdetr)")
-    parser.add_argument("-e", "--experiment-spec", dest="spec", required=True, help="the spec YAML file")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. evaluate.checkpoint=model.pth")
+    add_spec_arguments(parser, "e.g. evaluate.checkpoint=model.pth")
     parser.set_defaults(handler=run)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from automl.commands import add_spec_arguments
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -19,10 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "archives, .h5 files) and keep detections scored at least inference.conf_threshold: "
                     "annotated images in the inference.color_map colours, KITTI label files and a COCO "
                     "results.json.")
-    parser.add_argument("--skill", required=True, help="skill name (rtdetr)")
-    parser.add_argument("-e", "--experiment-spec", dest="spec", required=True, help="the spec YAML file")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="e.g. inference.checkpoint=model.pth inference.conf_threshold=0.4")
+    add_spec_arguments(parser, "e.g. inference.checkpoint=model.pth inference.conf_threshold=0.4")
     parser.set_defaults(handler=run)
 
 

@@ -7,6 +7,8 @@ Results go to ``results_dir/train/`` (checkpoints, status.json, metrics.jsonl).
 from __future__ import annotations
 
 import argparse
+
+from automl.commands import add_spec_arguments
 import sys
 
 
@@ -15,11 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train once with the skill's trainer",
         description="Train an RT-DETR detector as the spec says. With --automl-policy on|auto the run is "
                     "routed to a hyperparameter sweep when the skill supports one.")
-    parser.add_argument("--skill", required=True, help="skill name (rtdetr)")
-    parser.add_argument("-e", "--experiment-spec", dest="spec", required=True, help="the spec YAML file")
     parser.add_argument("--automl-policy", default="off", choices=["on", "auto", "off"],
                         help="off (default until sweeps land): plain training; on/auto: a sweep when runnable")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="spec overrides, e.g. train.num_epochs=5")
+    add_spec_arguments(parser, "spec overrides, e.g. train.num_epochs=5")
     parser.set_defaults(handler=run)
 
 

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import argparse
 
+from automl.commands import add_spec_arguments
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "validate", help="validate a spec against the skill's schemas",
         description="Validate a spec and key=value overrides: unknown keys (with a did-you-mean), types, "
                     "ranges, options, relations between keys, unsupported values, YAML syntax.")
-    parser.add_argument("--skill", required=True, help="skill name (rtdetr) or skill folder")
-    parser.add_argument("-e", "--experiment-spec", dest="spec", required=True, help="the spec YAML file")
     parser.add_argument("--action", default="train",
                         help="the action the spec is for; its '???' placeholders must be set (default: train)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="spec overrides, e.g. train.num_epochs=5")
+    add_spec_arguments(parser, "spec overrides, e.g. train.num_epochs=5")
     parser.set_defaults(handler=run)
 
 
