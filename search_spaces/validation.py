@@ -13,6 +13,8 @@ from typing import Any, Dict, List, Mapping, Set
 
 import jsonschema
 
+from trainers.errors import describe_value
+
 from .expressions import ExpressionError, parse_expression
 from .json_schema import to_json_schema
 from .math_cond import MathCondError, compare, parse_math_cond
@@ -146,15 +148,6 @@ def first_per_key(lines: List[str]) -> List[str]:
             seen.add(key)
             kept.append(line)
     return list(dict.fromkeys(kept))
-
-
-def describe_value(value: Any) -> str:
-    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "mapping",
-            type(None): "null"}.get(type(value), type(value).__name__)
-    text = repr(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return f"{text} ({kind})"
 
 
 def _show(value: Any) -> str:

@@ -15,7 +15,7 @@ import typing
 from typing import Any, Dict, List, Tuple
 
 from search_spaces.names import dotted, unknown_key_message
-from trainers.errors import UserError
+from trainers.errors import UserError, describe_value
 
 from .experiment import ExperimentConfig
 
@@ -63,13 +63,13 @@ def _build(tp: Any, data: Any, path: str, problems: List[str], all_paths: Tuple[
         return _build(inner[0], data, path, problems, all_paths)
     if origin in (list, List):
         if not isinstance(data, list):
-            problems.append(f"{path}: expected a list, got {_describe(data)}")
+            problems.append(f"{path}: expected a list, got {describe_value(data)}")
             return data
         return [_build(args[0] if args else Any, item, dotted([path, i]), problems, all_paths)
                 for i, item in enumerate(data)]
     if origin in (dict, Dict):
         if not isinstance(data, dict):
-            problems.append(f"{path}: expected a mapping, got {_describe(data)}")
+            problems.append(f"{path}: expected a mapping, got {describe_value(data)}")
             return data
         value_type = args[1] if len(args) == 2 else Any
         return {key: _build(value_type, item, f"{path}.{key}", problems, all_paths) for key, item in data.items()}
@@ -82,7 +82,7 @@ def _build_dataclass(cls: type, data: Any, path: str, problems: List[str], all_p
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        problems.append(f"{path or 'spec'}: expected a mapping of keys, got {_describe(data)}")
+        problems.append(f"{path or 'spec'}: expected a mapping of keys, got {describe_value(data)}")
         return cls()
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
@@ -100,36 +100,27 @@ def _scalar(tp: Any, data: Any, path: str, problems: List[str]) -> Any:
         return data
     if tp is bool:
         if not isinstance(data, bool):
-            problems.append(f"{path}: expected true or false, got {_describe(data)}")
+            problems.append(f"{path}: expected true or false, got {describe_value(data)}")
         return data
     if tp is int:
         if isinstance(data, bool) or not isinstance(data, int):
-            problems.append(f"{path}: expected an integer, got {_describe(data)}")
+            problems.append(f"{path}: expected an integer, got {describe_value(data)}")
         return data
     if tp is float:
         if isinstance(data, bool):
-            problems.append(f"{path}: expected a number, got {_describe(data)}")
+            problems.append(f"{path}: expected a number, got {describe_value(data)}")
             return data
         if isinstance(data, (int, float)):
             return float(data)
         if isinstance(data, str) and _FLOAT_TEXT.match(data.strip()):
             return float(data)
-        problems.append(f"{path}: expected a number, got {_describe(data)}")
+        problems.append(f"{path}: expected a number, got {describe_value(data)}")
         return data
     if tp is str:
         if not isinstance(data, str):
-            problems.append(f"{path}: expected a string, got {_describe(data)}")
+            problems.append(f"{path}: expected a string, got {describe_value(data)}")
         return data
     return data
-
-
-def _describe(value: Any) -> str:
-    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "mapping",
-            type(None): "null"}.get(type(value), type(value).__name__)
-    text = repr(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return f"{text} ({kind})"
 
 
 @functools.lru_cache(maxsize=None)
