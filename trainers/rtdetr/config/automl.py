@@ -1,8 +1,11 @@
-"""``automl.*`` (ours): how a sweep changes the schema's default search space.
+"""``automl.*``: how a sweep searches (NVIDIA TAO's setting names where they exist) and how it
+changes the schema's default search space.
 
-The default space is the train schema's ``automl_default_parameters``.  These
-keys edit it by dotted parameter path; ``automl_policy`` is deliberately not
-here: it is a workflow argument (``--automl-policy``), never a spec key.
+The default space is the train schema's ``automl_default_parameters``; the
+``*_hyperparameters`` keys edit it by dotted parameter path.  Every setting
+also has a ``tao-automl sweep`` flag, which wins over the spec.
+``automl_policy`` is deliberately not here: it is a workflow argument
+(``--automl-policy``), never a spec key.
 """
 from __future__ import annotations
 
@@ -14,7 +17,38 @@ from .fields import param
 
 @dataclass
 class AutomlConfig:
-    """Edits to the default search space."""
+    """Sweep settings and edits to the default search space."""
+
+    automl_algorithm: str = param(
+        "asha", enum=["bayesian", "random", "grid", "asha", "hyperband", "bohb", "pbt"], automl_enabled=False,
+        description="bayesian: Optuna TPE, every trial to the end; random; grid; asha: TPE + asynchronous "
+                    "successive halving; hyperband: TPE + HyperBand brackets; bohb: TPE + HyperBand for BOHB; "
+                    "pbt: population based training (perturbs lr-like parameters).")
+    automl_sampler: str = param("tpe", enum=["tpe", "gp", "random"], automl_enabled=False,
+                                description="The Optuna sampler behind bayesian / asha / hyperband.")
+    automl_max_recommendations: int = param(8, minimum=1, automl_enabled=False,
+                                            description="The number of trials.")
+    automl_max_epochs: int = param(0, minimum=0, automl_enabled=False,
+                                   description="Epochs of a trial that runs to the end (0: train.num_epochs).")
+    epoch_multiplier: int = param(1, minimum=1, automl_enabled=False,
+                                  description="Scales automl_max_epochs and the grace period.")
+    automl_grace_period: int = param(1, minimum=1, automl_enabled=False,
+                                     description="Epochs every trial runs before a scheduler may stop it.")
+    automl_reduction_factor: int = param(3, minimum=2, automl_enabled=False,
+                                         description="Successive halving keeps 1 / reduction_factor at each rung.")
+    automl_max_concurrent: int = param(0, minimum=0, automl_enabled=False,
+                                       description="Trials at once (0: as many as the resources hold).")
+    automl_seed: int = param(0, minimum=0, automl_enabled=False, description="Seeds the sampler and scheduler.")
+    metric: str = param("val_mAP50", automl_enabled=False,
+                        description="The metric to optimise (a name containing 'loss' is minimised).")
+    cpus_per_trial: float = param(1.0, minimum=0.0, automl_enabled=False, description="CPU cores per trial.")
+    gpus_per_trial: float = param(-1.0, minimum=-1.0, automl_enabled=False,
+                                  description="GPUs per trial, fractions allowed (-1: 1 when a GPU exists, else 0).")
+    automl_max_retries: int = param(1, minimum=0, automl_enabled=False,
+                                    description="Times a failed trial is retried before it counts as failed.")
+    automl_delete_intermediate_ckpt: bool = param(
+        True, automl_enabled=False,
+        description="Keep only each trial's best checkpoint (the winner's is copied to automl/best/).")
 
     hyperparameters: List[str] = param(
         [], automl_enabled=False,

@@ -82,6 +82,10 @@ class TrainConfig:
                                           description="The unit of checkpoint_interval.")
     validation_interval: int = param(1, minimum=1, popular=True, description="Validate every N epochs.")
     resume_training_checkpoint_path: str = param("", description="Resume training from this checkpoint.")
+    resume_with_spec_hyperparameters: bool = param(
+        False, automl_enabled=False,
+        description="On resume, use the spec's learning rates and weight decay instead of the checkpoint's "
+                    "(population based training continues a donor's weights with new values).")
     results_dir: str = param("", description="Where training writes its results (default: <results_dir>/train).")
     freeze: List[str] = param([], automl_enabled=False, description="Names of modules whose weights are frozen.")
     pretrained_model_path: str = param("", description="Initialise the whole model from this checkpoint.")

@@ -40,6 +40,8 @@ from .resume import capture_rng_state, restore_rng_state, restore_training_state
 from .weights import load_pretrained_backbone, load_pretrained_model
 
 MONITORED = "val_mAP50"
+# Optimizer group settings that train.resume_with_spec_hyperparameters takes from the spec, not the checkpoint.
+SPEC_GROUP_KEYS = ("initial_lr", "weight_decay", "momentum", "betas")
 
 
 @dataclass
@@ -196,6 +198,8 @@ def _run(cfg, parts: Parts, env: distributed.DistEnv, device: torch.device, prec
     start_epoch, global_step, best_metric, best_epoch = 0, 0, None, None
     resume_from = _resume_path(train_cfg, out_dir)
     if resume_from is not None:
+        # The schedule's base lrs always come from the spec; the optimizer state brings back the rest.
+        spec_hyperparameters = [{k: g[k] for k in SPEC_GROUP_KEYS if k in g} for g in optimizer.param_groups]
         try:
             point = restore_training_state(load_checkpoint(resume_from, map_location=device), model=model, ema=ema,
                                            optimizer=optimizer, lr_scheduler=lr_scheduler, grad_scaler=grad_scaler)
@@ -205,6 +209,9 @@ def _run(cfg, parts: Parts, env: distributed.DistEnv, device: torch.device, prec
                             ) from None
         start_epoch, global_step, best_metric, best_epoch = (point.start_epoch, point.global_step,
                                                              point.best_metric, point.best_epoch)
+        if train_cfg.resume_with_spec_hyperparameters:  # population based training's "explore" step
+            for group, values in zip(optimizer.param_groups, spec_hyperparameters):
+                group.update(values)
         rng = rng_state_for_rank(point.rng, env.rank)
         if rng is not None:
             restore_rng_state(rng)
