@@ -13,9 +13,11 @@ from .model import ModelConfig
 class DistillationBindingConfig:
     """A pair of modules whose outputs the distillation loss compares."""
 
-    student_module_name: str = param("srcs", description="The student module (srcs or dsrcs for IOU).")
-    teacher_module_name: str = param("srcs", description="The teacher module (srcs or dsrcs for IOU).")
-    criterion: str = param("IOU", description="The distillation criterion (IOU).")
+    student_module_name: str = param("srcs", description="The student module: srcs (encoder input projections), "
+                                     "dsrcs (encoder outputs), bb_feats (backbone levels) or a module name.")
+    teacher_module_name: str = param("srcs", description="The teacher module (same choices as the student's).")
+    criterion: str = param("IOU", enum=["IOU", "L1", "L2", "KL"],
+                           description="IOU (query-guided masked feature MSE; srcs or dsrcs only), L1, L2 or KL.")
     weight: float = param(1.0, minimum=0.0, description="The weight of this binding's loss.")
 
 
@@ -29,4 +31,11 @@ class DistillConfig:
     bindings: List[DistillationBindingConfig] = param(
         [DistillationBindingConfig()], automl_enabled=False,
         description="The module pairs compared by the distillation loss.")
-    results_dir: str = param("", description="Where distill writes its results.")
+    results_dir: str = param("", description="Where distill writes its results (default results_dir/distill).")
+    # Output distillation is ours (TAO distils features only); model.distillation_loss_coef scales it too.
+    teacher_score_threshold: float = param(0.3, minimum=0.0, maximum=1.0,
+                                           description="Teacher queries scored at least this are distilled (ours).")
+    output_class_weight: float = param(1.0, minimum=0.0,
+                                       description="Weight of the class-score distillation (ours).")
+    output_box_weight: float = param(1.0, minimum=0.0,
+                                     description="Weight of the box (L1 + GIoU) distillation (ours).")
