@@ -17,12 +17,15 @@ from trainers.errors import UserError
 # Module names under automl.commands, in the order `--help` lists them.
 COMMANDS = [
     "train",
+    "sweep",
     "evaluate",
     "inference",
     "import_weights",
     "dataset",
     "space",
     "validate",
+    "distill",
+    "gen_trt_engine",
 ]
 
 
