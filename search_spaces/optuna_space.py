@@ -43,18 +43,27 @@ def suggest_configuration(trial: optuna.trial.BaseTrial, space: SearchSpace) -> 
     return chosen
 
 
-def define_by_run(space: SearchSpace) -> Callable[[optuna.trial.BaseTrial], Dict[str, Any]]:
-    """A function for define-by-run users (e.g. Ray Tune's ``OptunaSearch(space=...)``).
+class DefineByRun:
+    """The space as a define-by-run function (e.g. Ray Tune's ``OptunaSearch(space=...)``).
 
-    It returns the values that are not plain trial parameters (weighted
+    Calling it returns the values that are not plain trial parameters (weighted
     choices, index-mapped ints, derived values); Ray merges them into the
     trial config as constants.  Callers that want every value use
-    :func:`suggest_configuration`.
+    :func:`suggest_configuration`.  A class, not a closure: Ray pickles the
+    searcher with its space to resume a sweep.
     """
-    def run(trial: optuna.trial.BaseTrial) -> Dict[str, Any]:
-        configuration = suggest_configuration(trial, space)
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+
+    def __call__(self, trial: optuna.trial.BaseTrial) -> Dict[str, Any]:
+        configuration = suggest_configuration(trial, self.space)
         return {name: value for name, value in configuration.items() if name not in trial.params}
-    return run
+
+
+def define_by_run(space: SearchSpace) -> Callable[[optuna.trial.BaseTrial], Dict[str, Any]]:
+    """:class:`DefineByRun` of ``space``."""
+    return DefineByRun(space)
 
 
 def without_helper_parameters(config: Dict[str, Any]) -> Dict[str, Any]:

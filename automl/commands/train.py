@@ -1,15 +1,18 @@
 """``tao-automl train``: one plain training run of the skill's trainer (``automl_policy`` off).
 
-    tao-automl train --skill rtdetr -e spec.yaml [--automl-policy off] [key=value ...]
+    tao-automl train --skill rtdetr -e spec.yaml [--automl-policy off|on|auto] [key=value ...]
 
 Results go to ``results_dir/train/`` (checkpoints, status.json, metrics.jsonl).
+With ``--automl-policy on`` (or ``auto``) an AutoML-enabled skill runs a sweep
+instead, exactly as ``tao-automl sweep`` with the spec's ``automl`` settings.
 """
 from __future__ import annotations
 
 import argparse
 
-from automl.commands import add_spec_arguments
 import sys
+
+from automl.commands import add_spec_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train an RT-DETR detector as the spec says. With --automl-policy on|auto the run is "
                     "routed to a hyperparameter sweep when the skill supports one.")
     parser.add_argument("--automl-policy", default="off", choices=["on", "auto", "off"],
-                        help="off (default until sweeps land): plain training; on/auto: a sweep when runnable")
+                        help="off (default): plain training; on/auto: a sweep (the spec's automl settings) when "
+                             "the skill is AutoML-enabled")
     add_spec_arguments(parser, "spec overrides, e.g. train.num_epochs=5")
     parser.set_defaults(handler=run)
 
@@ -27,15 +31,15 @@ def run(args: argparse.Namespace) -> int:
     from automl.policy import decide_route
     from automl.skills import find_skill
     from automl.spec import load_spec
-    from trainers.errors import UserError
 
     skill = find_skill(args.skill)
     route = decide_route(skill, args.automl_policy)
     if route.notice:
         print(f"notice: {route.notice}", file=sys.stderr)
     if route.kind == "sweep":
-        raise UserError(f"--automl-policy {args.automl_policy}: this build has no sweep runner yet; "
-                        f"use --automl-policy off for plain training")
+        from automl.commands.sweep import sweep
+
+        return sweep(args.skill, args.spec, args.overrides, {})
     cfg = load_spec(skill, args.spec, args.overrides, "train")
     from trainers.rtdetr.engine.trainer import launch, train
 

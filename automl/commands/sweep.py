@@ -1,0 +1,83 @@
+"""``tao-automl sweep``: a hyperparameter sweep of the skill's trainer (Ray Tune + Optuna + MLflow).
+
+    tao-automl sweep --skill rtdetr -e spec.yaml [--algorithm asha] [--max-trials 8] [key=value ...]
+
+Every flag has a spec key in the ``automl`` section (NVIDIA TAO's names where
+they exist); a flag wins over the spec.  Results go to ``results_dir/automl/``:
+trials.csv, best_spec.yaml, best/, export/model.onnx, mlflow.db, trials/.
+"""
+from __future__ import annotations
+
+import argparse
+
+from automl.commands import add_spec_arguments
+
+# flag -> (settings field, type, help)
+FLAGS = [
+    ("--algorithm", "algorithm", str, "bayesian | random | grid | asha (default) | hyperband | bohb | pbt"),
+    ("--sampler", "sampler", str, "tpe (default) | gp | random: the Optuna sampler of bayesian/asha/hyperband"),
+    ("--max-trials", "max_trials", int, "number of trials (automl.automl_max_recommendations, default 8)"),
+    ("--max-epochs", "max_epochs", int, "epochs of a full trial (automl.automl_max_epochs; default train.num_epochs)"),
+    ("--grace-period", "grace_period", int, "epochs before a scheduler may stop a trial (default 1)"),
+    ("--reduction-factor", "reduction_factor", int, "successive halving's reduction factor (default 3)"),
+    ("--max-concurrent", "max_concurrent", int, "trials at once (default: as many as the resources hold)"),
+    ("--seed", "seed", int, "seeds the sampler and the scheduler (default 0)"),
+    ("--metric", "metric", str, "metric to optimise (default val_mAP50; names with 'loss' are minimised)"),
+    ("--cpus-per-trial", "cpus_per_trial", float, "CPU cores per trial (default 1)"),
+    ("--gpus-per-trial", "gpus_per_trial", float, "GPUs per trial, fractions allowed (default: 1 with a GPU)"),
+    ("--max-retries", "max_retries", int, "retries of a failed trial (default 1)"),
+    ("--ray-address", "ray_address", str, "join this Ray cluster (e.g. 10.0.0.1:6379) instead of a local Ray"),
+    ("--storage-path", "storage_path", str, "Ray's experiment folder (a shared filesystem on a cluster)"),
+    ("--mlflow-uri", "mlflow_uri", str, "MLflow tracking URI (default: sqlite in results_dir/automl/mlflow.db)"),
+]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "sweep", help="hyperparameter sweep (Ray Tune trials, Optuna search, MLflow tracking)",
+        description="Search the skill's AutoML space (train.schema.json's automl_default_parameters plus the "
+                    "spec's automl edits): each trial is a plain training run; the best is exported to ONNX.")
+    for flag, dest, kind, text in FLAGS:
+        parser.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="keep every trial's checkpoints (automl.automl_delete_intermediate_ckpt: false)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the sweep in results_dir/automl after an interruption")
+    parser.add_argument("--schema", default=None, help="read the search space from this train schema instead")
+    add_spec_arguments(parser, "spec overrides, e.g. train.num_epochs=5 automl.automl_max_recommendations=4")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return sweep(args.skill, args.spec, args.overrides, flags_of(args), schema=args.schema)
+
+
+def flags_of(args: argparse.Namespace) -> dict:
+    flags = {dest: getattr(args, dest, None) for _, dest, _, _ in FLAGS}
+    flags["resume"] = bool(getattr(args, "resume", False))
+    if getattr(args, "keep_checkpoints", False):
+        flags["delete_intermediate_checkpoints"] = False
+    return flags
+
+
+def sweep(skill_name: str, spec_path, overrides, flags: dict, schema=None) -> int:
+    """Load and check everything, then run the sweep (also ``train --automl-policy on``)."""
+    from automl.search_space import search_space_for
+    from automl.skills import find_skill
+    from automl.spec import load_spec, load_spec_dict
+    from automl.sweep import run_sweep, settings_from
+
+    skill = find_skill(skill_name)
+    spec = load_spec_dict(skill, spec_path, overrides, "train")
+    load_spec(skill, spec_path, overrides, "train")   # what the trainer itself would refuse, refused now
+    settings = settings_from(spec, flags, gpu_count=_gpu_count())
+    space = search_space_for(skill, spec, schema)
+    skill_arg = skill_name if "/" not in str(skill_name) else str(skill.root)
+    outcome = run_sweep(skill_arg, spec, space, settings)
+    return 0 if outcome.best is not None else 1
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0

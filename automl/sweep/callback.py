@@ -1,0 +1,175 @@
+"""The driver's view of the trials (a Ray Tune callback): trials.csv, MLflow, the console, clean-up.
+
+Everything here runs in the driver process only, so MLflow's SQLite store
+has a single writer (DESIGN.md decision 5).  A trial's end is recorded in
+``final.json`` in its folder as soon as the driver hears of it; a trial with
+that file is never trained again (see :mod:`.trial`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+from ray.tune import Callback
+
+from search_spaces.optuna_space import without_helper_parameters
+from trainers.atomic_write import write_text_atomic
+
+from .records import TrialRecord, TrialsTable
+from .settings import SweepSettings
+from .trial import BEST_CHECKPOINT, FINAL_FILE, TIME_ATTR
+
+Log = Callable[[str], None]
+
+
+# The driver's live table and tracker by results folder.  Ray pickles the callback with the run
+# configuration and unpickles it on --resume, so the callback carries only the settings and finds
+# the live objects of this driver process here.
+_LIVE: Dict[str, tuple] = {}
+
+
+def attach(settings: SweepSettings, table: TrialsTable, tracker=None, log: Log = print) -> None:
+    """Give this process's callbacks for ``settings`` their table, tracker and log."""
+    _LIVE[str(settings.results_dir)] = (table, tracker, log)
+
+
+class SweepCallback(Callback):
+    def __init__(self, settings: SweepSettings):
+        self.settings = settings
+        self._started: Dict[str, float] = {}
+
+    def __getstate__(self):
+        return {"settings": self.settings}
+
+    def __setstate__(self, state):
+        self.settings, self._started = state["settings"], {}
+
+    @property
+    def table(self) -> TrialsTable:
+        return _LIVE[str(self.settings.results_dir)][0]
+
+    @property
+    def tracker(self):
+        return _LIVE[str(self.settings.results_dir)][1]
+
+    def log(self, line: str) -> None:
+        _LIVE[str(self.settings.results_dir)][2](line)
+
+    # -- Ray Tune hooks -------------------------------------------------------------------------
+    def on_trial_start(self, iteration, trials, trial, **info):
+        record = self.table.get(trial.trial_id)
+        if record.finished:   # replayed after --resume: already recorded
+            return
+        record.values = trial_values(trial.config)
+        record.trial_dir = str(self.settings.trials_dir / trial.trial_id)
+        record.status = "running"
+        self._started.setdefault(trial.trial_id, time.monotonic() - record.wall_seconds)
+        self.table.save()
+        if self.tracker is not None:
+            self.tracker.start_trial(trial.trial_id, record.values, run_name=trial.trial_id)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        record = self.table.get(trial.trial_id)
+        if record.finished:
+            return
+        value = result.get(self.settings.metric)
+        epoch = int(result.get("epoch", result.get(TIME_ATTR, 1) - 1))
+        record.epochs_run = max(record.epochs_run, epoch + 1)
+        if isinstance(value, (int, float)) and self.settings.better(float(value), record.best_value):
+            record.best_value, record.best_epoch = float(value), epoch
+        if self.tracker is not None:
+            self.tracker.log_epoch(trial.trial_id, epoch_metrics(result), step=epoch)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        last = trial.last_result or {}
+        status = "completed" if int(last.get(TIME_ATTR, 0)) >= self.settings.max_epochs else "pruned"
+        self._finish(trial, status, "" if status == "completed" else
+                     f"stopped by the {self.settings.algorithm} scheduler after {last.get(TIME_ATTR, 0)} epochs")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._finish(trial, "failed", error_reason(trial))
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.log(f"trial {trial.trial_id} failed ({error_reason(trial)}); retrying")
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _finish(self, trial, status: str, reason: str) -> None:
+        record = self.table.get(trial.trial_id)
+        if record.finished:
+            return
+        if not record.values:
+            record.values = trial_values(trial.config)
+        record.status, record.reason = status, reason
+        started = self._started.pop(trial.trial_id, None)
+        if started is not None:
+            record.wall_seconds = time.monotonic() - started
+        folder = self.settings.trials_dir / trial.trial_id
+        record.trial_dir = str(folder)
+        if folder.is_dir():
+            write_text_atomic(folder / FINAL_FILE, json.dumps(
+                {"status": status, "epochs_run": record.epochs_run, "best_value": record.best_value,
+                 "best_epoch": record.best_epoch, "reason": reason}))
+            if self.settings.delete_intermediate_checkpoints:
+                delete_intermediate_checkpoints(folder)
+        self.table.save()
+        if self.tracker is not None:
+            self.tracker.finish_trial(trial.trial_id, status=status, best_value=record.best_value,
+                                      best_epoch=record.best_epoch, epochs_run=record.epochs_run,
+                                      wall_seconds=record.wall_seconds, reason=reason)
+        self.log(progress_line(record, self.table, self.settings))
+
+
+def trial_values(config: Dict[str, Any]) -> Dict[str, Any]:
+    """The sampled values of a trial (helper parameters and inactive ``None`` values left out)."""
+    return {k: v for k, v in without_helper_parameters(dict(config)).items() if v is not None}
+
+
+def epoch_metrics(result: Dict[str, Any]) -> Dict[str, float]:
+    skip = {"epoch", "global_step", "training_iteration", "timestamp", "time_this_iter_s", "time_total_s",
+            "time_since_restore", "iterations_since_restore", "pid", "done", TIME_ATTR}
+    return {k: float(v) for k, v in result.items()
+            if k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def error_reason(trial) -> str:
+    """The one-line reason of a failed trial, from Ray's error file (our TrialFailed message)."""
+    text = ""
+    error_file = getattr(trial, "error_file", None)
+    if error_file and Path(error_file).is_file():
+        text = Path(error_file).read_text(errors="replace")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "TrialFailed:" in line:
+            return line.split("TrialFailed:", 1)[1].strip()[:500]
+    return (lines[-1][:500] if lines else "the trial's worker died")
+
+
+def delete_intermediate_checkpoints(folder: Path) -> None:
+    """Keep the trial's best checkpoint; epoch files and model_latest.pth go (automl_delete_intermediate_ckpt)."""
+    best = folder / BEST_CHECKPOINT
+    train = best.parent
+    if not best.is_file() or not train.is_dir():
+        return
+    for path in train.glob("*.pth"):
+        if path.name != best.name:
+            path.unlink(missing_ok=True)
+    for donor in (folder / "donor").glob("*.pth"):
+        donor.unlink(missing_ok=True)
+
+
+def progress_line(record: TrialRecord, table: TrialsTable, settings: SweepSettings) -> str:
+    finished = len(table.finished())
+    value = "-" if record.best_value is None else f"{record.best_value:.4f}"
+    best = table.best(settings.mode)
+    best_text = "" if best is None else f" | best so far {best.best_value:.4f} ({best.trial_id})"
+    shown = ", ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in sorted(record.values.items()))
+    reason = f" [{record.reason}]" if record.status == "failed" else ""
+    return (f"[{finished}/{settings.max_trials}] {record.trial_id} {record.status:<9} {settings.metric} {value} "
+            f"epochs {record.epochs_run} {record.wall_seconds:.0f}s  {shown}{reason}{best_text}")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,111 @@
+"""A trial's training process: started in its own process group, always ended with it.
+
+Why a child process (DESIGN.md decision 1): GPU memory is returned when it
+exits, a crash ends one trial, and several GPUs are just torchrun.  Why its own
+process group: the trainer's DataLoader workers (and torchrun's ranks) are
+grandchildren; ending the group ends them all.  Why PR_SET_PDEATHSIG: when Ray
+kills the trial's actor outright (a scheduler stop, ``ray stop``), no Python
+code of ours runs, yet the trainer must not outlive it.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:  # not Linux: the process-group kill in stop() still applies
+        pass
+
+
+class TrainingProcess:
+    """``tao-automl train`` (or torchrun) for one trial spec, output to ``log_file``."""
+
+    def __init__(self, command: Sequence[str], log_file: Path, env: Optional[Dict[str, str]] = None,
+                 cwd: Optional[Path] = None):
+        self.log_file = Path(log_file)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_file, "ab")
+        self.process = subprocess.Popen(
+            list(command), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, cwd=str(cwd) if cwd else None, start_new_session=True, preexec_fn=_die_with_parent)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def poll(self) -> Optional[int]:
+        return self.process.poll()
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """SIGTERM the whole group, SIGKILL what is left after ``grace_seconds``; reap the child."""
+        for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 5.0)):
+            if not _group_alive(self.pid):
+                break
+            try:
+                os.killpg(self.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and _group_alive(self.pid):
+                self.process.poll()
+                time.sleep(0.1)
+        self.process.poll()
+        self._log.close()
+
+    def last_lines(self, count: int = 20) -> List[str]:
+        try:
+            with open(self.log_file, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, handle.tell() - 16384))
+                text = handle.read().decode("utf-8", "replace")
+        except OSError:
+            return []
+        return [line for line in text.splitlines() if line.strip()][-count:]
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie leader keeps the group "alive" until reaped; only members that run count.
+    return any(_pgid_of(pid) == pgid and not _is_zombie(pid) for pid in _all_pids())
+
+
+def _all_pids() -> List[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()] if os.path.isdir("/proc") else []
+
+
+def _pgid_of(pid: int) -> Optional[int]:
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def training_command(skill: str, spec_file: Path) -> List[str]:
+    """The plain trainer for ``spec_file``; it re-runs itself under torchrun when the spec asks for
+    several GPUs (``train.num_gpus``), so a multi-GPU trial needs nothing more here."""
+    return [sys.executable, "-m", "automl.cli", "train", "--skill", skill, "-e", str(spec_file),
+            "--automl-policy", "off"]

@@ -1,0 +1,125 @@
+"""``trials.csv``: one row a trial, written by the driver each time a trial changes state.
+
+Rows are keyed by trial id, so a trial started again (a retry, ``--resume``)
+updates its row instead of adding one; the file is rewritten atomically, so a
+driver killed mid-write leaves the previous version.  ``--resume`` reads it
+back.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from trainers.atomic_write import write_text_atomic
+
+FIXED_COLUMNS = ["trial_id", "status", "best_value", "best_epoch", "epochs_run", "wall_seconds", "reason",
+                 "trial_dir"]
+STATUSES = ("running", "completed", "pruned", "failed")
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    status: str = "running"
+    values: Dict[str, Any] = field(default_factory=dict)
+    best_value: Optional[float] = None
+    best_epoch: Optional[int] = None
+    epochs_run: int = 0
+    wall_seconds: float = 0.0
+    reason: str = ""
+    trial_dir: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "pruned", "failed")
+
+
+class TrialsTable:
+    """The sweep's trials by id, mirrored to ``path`` on every :meth:`save`."""
+
+    def __init__(self, path: Path, metric: str = "val_mAP50"):
+        self.path, self.metric = Path(path), metric
+        self.records: Dict[str, TrialRecord] = {}
+        if self.path.is_file():
+            self._load()
+
+    def get(self, trial_id: str) -> TrialRecord:
+        if trial_id not in self.records:
+            self.records[trial_id] = TrialRecord(trial_id)
+        return self.records[trial_id]
+
+    def finished(self) -> List[TrialRecord]:
+        return [r for r in self.records.values() if r.finished]
+
+    def best(self, mode: str = "max") -> Optional[TrialRecord]:
+        """The trial with the best best_value (completed or pruned; failed trials never win)."""
+        scored = [r for r in self.records.values()
+                  if r.status in ("completed", "pruned") and r.best_value is not None and math.isfinite(r.best_value)]
+        if not scored:
+            return None
+        # Ties go to a trial that ran to the end.
+        if mode == "min":
+            return min(scored, key=lambda r: (r.best_value, r.status != "completed"))
+        return max(scored, key=lambda r: (r.best_value, r.status == "completed"))
+
+    def columns(self) -> List[str]:
+        names = sorted({name for r in self.records.values() for name in r.values})
+        fixed = [c if c != "best_value" else f"best_{self.metric}" for c in FIXED_COLUMNS]
+        return fixed[:2] + names + fixed[2:]   # id, status, the sampled values, then the outcome
+
+    def save(self) -> Path:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        columns = self.columns()
+        writer.writerow(columns)
+        for record in sorted(self.records.values(), key=lambda r: r.trial_id):
+            row = {**record.values, "trial_id": record.trial_id, "status": record.status,
+                   f"best_{self.metric}": _number(record.best_value), "best_epoch": _number(record.best_epoch),
+                   "epochs_run": record.epochs_run, "wall_seconds": f"{record.wall_seconds:.1f}",
+                   "reason": record.reason, "trial_dir": record.trial_dir}
+            writer.writerow([row.get(c, "") for c in columns])
+        write_text_atomic(self.path, buffer.getvalue())
+        return self.path
+
+    def _load(self) -> None:
+        with open(self.path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        best_column = f"best_{self.metric}"
+        fixed = set(FIXED_COLUMNS) | {best_column}
+        for row in rows:
+            record = TrialRecord(
+                trial_id=row["trial_id"], status=row.get("status") or "running",
+                best_value=_parse(row.get(best_column)), best_epoch=_parse_int(row.get("best_epoch")),
+                epochs_run=_parse_int(row.get("epochs_run")) or 0, wall_seconds=_parse(row.get("wall_seconds")) or 0.0,
+                reason=row.get("reason") or "", trial_dir=row.get("trial_dir") or "",
+                values={k: _value(v) for k, v in row.items() if k not in fixed and v != ""})
+            self.records[record.trial_id] = record
+
+
+def _number(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _parse(text: Optional[str]) -> Optional[float]:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _parse_int(text: Optional[str]) -> Optional[int]:
+    value = _parse(text)
+    return None if value is None else int(value)
+
+
+def _value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"True": True, "False": False}.get(text, text)

@@ -1,0 +1,262 @@
+"""``run_sweep``: a Ray Tune experiment of plain-training trials, from spec to exported winner.
+
+    spec dict + settings -> search space -> Tuner(searcher, scheduler, trainable=run_trial)
+    -> trials (child processes) -> trials.csv, MLflow, console -> best trial -> best/, best_spec.yaml,
+    export/model.onnx (checked in ONNX Runtime), a TensorRT engine where a GPU and TensorRT exist.
+
+Ray's experiment state lives in ``results_dir/automl/ray`` (or ``--storage-path``,
+a shared filesystem on a cluster); ``--resume`` restores it, with the searcher's
+state, and finishes the remaining budget.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import yaml
+
+from search_spaces.parameters import SearchSpace
+from trainers.atomic_write import write_text_atomic
+from trainers.errors import UserError
+
+from .callback import SweepCallback, attach
+from .records import TrialRecord, TrialsTable
+from .settings import SweepSettings
+from .trial import BEST_CHECKPOINT, SPEC_FILE, TrialContext, run_trial
+
+EXPERIMENT_NAME = "sweep"
+Log = Callable[[str], None]
+
+
+@dataclass
+class SweepOutcome:
+    """What a finished sweep leaves and where."""
+
+    best: Optional[TrialRecord]
+    trials: List[TrialRecord]
+    automl_dir: Path
+    best_checkpoint: Optional[Path] = None
+    best_spec: Optional[Path] = None
+    onnx_file: Optional[Path] = None
+    engine_file: Optional[Path] = None
+    wall_seconds: float = 0.0
+    artifacts: Dict[str, Any] = field(default_factory=dict)
+
+
+def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: SweepSettings,
+              log: Log = print) -> SweepOutcome:
+    started = time.monotonic()
+    if not space.parameters and settings.algorithm != "pbt":
+        raise UserError("the search space is empty: nothing to sweep (check automl.hyperparameters / "
+                        "remove_hyperparameters, or run plain training)")
+    settings.automl_dir.mkdir(parents=True, exist_ok=True)
+    experiment = Path(settings.ray_storage) / EXPERIMENT_NAME
+    _check_fresh_or_resume(settings, experiment)
+
+    import ray
+    from ray import tune
+
+    # The experiment state is written at least every second: a killed driver loses no more.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")   # our trials.csv and MLflow instead
+    _start_ray(settings)
+
+    table = TrialsTable(settings.automl_dir / "trials.csv", settings.metric)
+    tracker = _tracker(settings, spec, space, log)
+    attach(settings, table, tracker, log)
+
+    context = TrialContext(skill=skill, base_spec=spec, settings=settings, cwd=os.getcwd())
+    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), resources)
+    if settings.resume and experiment.is_dir():
+        log(f"resuming the sweep in {experiment} ({len(table.finished())} trials already finished)")
+        tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = _new_tuner(trainable, space, settings)
+    log(f"sweep: {settings.algorithm}, {settings.max_trials} trials x up to {settings.max_epochs} epochs, "
+        f"{_concurrency(settings)} at a time, {resources['cpu']:g} CPU / {resources['gpu']:g} GPU each; "
+        f"{len(space.parameters)} parameters: {', '.join(space.names())}")
+    try:
+        tuner.fit()
+    finally:
+        table.save()
+    outcome = finish(skill, spec, settings, table, tracker, log)
+    outcome.wall_seconds = time.monotonic() - started
+    return outcome
+
+
+def _check_fresh_or_resume(settings: SweepSettings, experiment: Path) -> None:
+    if settings.resume:
+        if not experiment.is_dir():
+            raise UserError(f"--resume: no sweep to resume in {experiment.parent} (start one without --resume)")
+        return
+    if experiment.is_dir() or (settings.automl_dir / "trials.csv").is_file():
+        raise UserError(f"{settings.automl_dir} already holds a sweep: add --resume to continue it, or set "
+                        f"another results_dir")
+
+
+def _start_ray(settings: SweepSettings) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if settings.ray_address:
+        try:
+            ray.init(address=settings.ray_address, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}})
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise UserError(f"--ray-address {settings.ray_address}: cannot join the Ray cluster "
+                            f"({str(error).splitlines()[0]})") from None
+        return
+    # A small object store: trials exchange files, not tensors, through Ray.
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+             object_store_memory=200 * 1024 * 1024, configure_logging=True, logging_level="ERROR")
+
+
+def _concurrency(settings: SweepSettings) -> int:
+    if settings.max_concurrent > 0:
+        return settings.max_concurrent
+    import ray
+
+    total = ray.cluster_resources() if ray.is_initialized() else {"CPU": os.cpu_count() or 1}
+    by_cpu = int(total.get("CPU", 1) // max(settings.cpus_per_trial, 1e-9))
+    by_gpu = int(total.get("GPU", 0) // settings.gpus_per_trial) if settings.gpus_per_trial > 0 else by_cpu
+    return max(1, min(by_cpu, by_gpu, settings.max_trials))
+
+
+def _new_tuner(trainable, space: SearchSpace, settings: SweepSettings):
+    from ray import tune
+
+    from search_spaces.ray_space import ray_param_space
+
+    from .schedulers import build_scheduler
+    from .searchers import build_searcher
+
+    if settings.algorithm == "pbt":   # PBT perturbs a population drawn at random; no model-based sampler
+        search_alg, param_space = None, ray_param_space(space, seed=settings.seed)
+    else:
+        search_alg, param_space = build_searcher(settings, space), {}
+    tune_config = tune.TuneConfig(
+        search_alg=search_alg, scheduler=build_scheduler(settings, space), num_samples=settings.max_trials,
+        max_concurrent_trials=_concurrency(settings), reuse_actors=False,
+        trial_dirname_creator=lambda trial: trial.trial_id, trial_name_creator=lambda trial: trial.trial_id)
+    run_config = tune.RunConfig(
+        name=EXPERIMENT_NAME, storage_path=settings.ray_storage, verbose=0,
+        failure_config=tune.FailureConfig(max_failures=settings.max_retries),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2), callbacks=[SweepCallback(settings)])
+    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+
+
+def _tracker(settings: SweepSettings, spec: Dict[str, Any], space: SearchSpace, log: Log):
+    from .tracking import SweepTracker
+
+    tracker = SweepTracker(settings.tracking_uri)
+    tracker.start_sweep(str(settings.results_dir), run_name=f"sweep {settings.results_dir.name}", spec=spec,
+                        space=space.to_json(), settings=settings.to_json())
+    return tracker
+
+
+def finish(skill: str, spec: Dict[str, Any], settings: SweepSettings, table: TrialsTable, tracker,
+           log: Log) -> SweepOutcome:
+    """Keep the winner: best/, best_spec.yaml, the ONNX export and (where possible) a TensorRT engine."""
+    best = table.best(settings.mode)
+    outcome = SweepOutcome(best=best, trials=sorted(table.records.values(), key=lambda r: r.trial_id),
+                           automl_dir=settings.automl_dir)
+    artifacts: List[Path] = [table.path]
+    if best is not None:
+        folder = Path(best.trial_dir)
+        best_dir = settings.automl_dir / "best"
+        best_dir.mkdir(parents=True, exist_ok=True)
+        source = folder / BEST_CHECKPOINT
+        if source.is_file():
+            outcome.best_checkpoint = best_dir / "model_best.pth"
+            shutil.copy2(source, outcome.best_checkpoint)
+        trial_spec = yaml.safe_load((folder / SPEC_FILE).read_text())
+        trial_spec["results_dir"] = str(settings.results_dir)   # retraining lands in results_dir/train
+        outcome.best_spec = settings.automl_dir / "best_spec.yaml"
+        write_text_atomic(outcome.best_spec, yaml.safe_dump(trial_spec, sort_keys=False))
+        shutil.copy2(outcome.best_spec, best_dir / "best_spec.yaml")
+        artifacts.append(outcome.best_spec)
+        if outcome.best_checkpoint is not None:
+            _deploy(outcome, trial_spec, settings, log)
+    for path in (outcome.onnx_file, outcome.engine_file):
+        if path is not None:
+            artifacts.append(path)
+    if tracker is not None:
+        summary = None if best is None else {
+            "trial_id": best.trial_id, "value": best.best_value, "epoch": best.best_epoch, "values": best.values}
+        tracker.finish_sweep(best=summary, artifacts=artifacts)
+    _print_summary(outcome, settings, table, log)
+    return outcome
+
+
+def _deploy(outcome: SweepOutcome, trial_spec: Dict[str, Any], settings: SweepSettings, log: Log) -> None:
+    from trainers.rtdetr.export import export_onnx
+
+    height, width = (trial_spec.get("dataset", {}).get("augmentation", {}).get("eval_spatial_size") or [640, 640])
+    onnx_file = settings.automl_dir / "export" / "model.onnx"
+    report = export_onnx(outcome.best_checkpoint, onnx_file, input_height=int(height), input_width=int(width),
+                         opset_version=17, log=None)
+    log(report.line())
+    outcome.onnx_file = Path(report.onnx_file)
+    try:
+        from trainers.rtdetr.tensorrt import build_engine_if_possible
+    except ImportError:
+        return
+    engine = build_engine_if_possible(outcome.onnx_file, settings.automl_dir / "gen_trt_engine" / "model.engine",
+                                      precision="FP16", log=log)
+    outcome.engine_file = Path(engine) if engine else None
+
+
+def _print_summary(outcome: SweepOutcome, settings: SweepSettings, table: TrialsTable, log: Log) -> None:
+    counts: Dict[str, int] = {}
+    for record in table.records.values():
+        counts[record.status] = counts.get(record.status, 0) + 1
+    log("")
+    log(format_table(table, settings))
+    log("trials: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    best = outcome.best
+    if best is None:
+        log(f"no trial produced a {settings.metric}: see the reasons above and in {table.path}")
+    else:
+        log(f"best trial {best.trial_id}: {settings.metric} {best.best_value:.4f} at epoch {best.best_epoch} "
+            f"({best.status}, {best.epochs_run} epochs)")
+        for name, path in (("best checkpoint", outcome.best_checkpoint), ("best spec", outcome.best_spec),
+                           ("ONNX model", outcome.onnx_file), ("TensorRT engine", outcome.engine_file)):
+            if path is not None:
+                log(f"  {name}: {path}")
+    log(f"trials.csv: {table.path}")
+    log(f"disk used by the sweep: {_disk_usage(settings.automl_dir) / 1e6:.1f} MB in {settings.automl_dir}")
+    if settings.mlflow_uri:
+        log(f"MLflow: {settings.mlflow_uri}")
+    else:
+        log(f"MLflow UI: tao-automl ui {settings.results_dir}")
+
+
+def format_table(table: TrialsTable, settings: SweepSettings) -> str:
+    """The trials as an aligned text table, best first."""
+    records = sorted(table.records.values(), key=lambda r: (r.best_value is None, -(r.best_value or 0.0)
+                     if settings.mode == "max" else (r.best_value or 0.0)))
+    names = sorted({k for r in records for k in r.values})
+    header = ["trial", "status", settings.metric, "epoch", "epochs", "seconds"] + [n.split(".")[-1] for n in names]
+    rows = [[r.trial_id, r.status, "-" if r.best_value is None else f"{r.best_value:.4f}",
+             "-" if r.best_epoch is None else str(r.best_epoch), str(r.epochs_run), f"{r.wall_seconds:.0f}"]
+            + [_cell(r.values.get(n)) for n in names] for r in records]
+    widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
+    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths))
+                     for row in [header] + rows)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _disk_usage(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
