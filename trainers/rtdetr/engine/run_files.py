@@ -30,19 +30,19 @@ from trainers.atomic_write import write_text_atomic
 STATUSES = ("STARTED", "RUNNING", "SUCCESS", "FAILURE", "SKIPPED")
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN and infinities become null (JSON has no spelling for them)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def write_json_atomic(path: os.PathLike | str, obj: Any) -> Path:
-    return write_text_atomic(path, json.dumps(_json_safe(obj), indent=2) + "\n")
+    return write_text_atomic(path, json.dumps(json_safe(obj), indent=2) + "\n")
 
 
 def append_jsonl_atomic(path: os.PathLike | str, record: Mapping[str, Any]) -> Path:
@@ -51,7 +51,7 @@ def append_jsonl_atomic(path: os.PathLike | str, record: Mapping[str, Any]) -> P
     existing = path.read_text(encoding="utf-8") if path.is_file() else ""
     if existing and not existing.endswith("\n"):
         existing += "\n"
-    return write_text_atomic(path, existing + json.dumps(_json_safe(dict(record))) + "\n")
+    return write_text_atomic(path, existing + json.dumps(json_safe(dict(record))) + "\n")
 
 
 def read_jsonl(path: os.PathLike | str) -> List[Dict[str, Any]]:

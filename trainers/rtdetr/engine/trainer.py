@@ -42,6 +42,8 @@ from .weights import load_pretrained_backbone, load_pretrained_model
 MONITORED = "val_mAP50"
 # Optimizer group settings that train.resume_with_spec_hyperparameters takes from the spec, not the checkpoint.
 SPEC_GROUP_KEYS = ("initial_lr", "weight_decay", "momentum", "betas")
+# The epoch's metrics.jsonl record, kept in its checkpoint too.
+EPOCH_RECORD_KEY = "epoch_record"
 
 
 @dataclass
@@ -201,7 +203,8 @@ def _run(cfg, parts: Parts, env: distributed.DistEnv, device: torch.device, prec
         # The schedule's base lrs always come from the spec; the optimizer state brings back the rest.
         spec_hyperparameters = [{k: g[k] for k in SPEC_GROUP_KEYS if k in g} for g in optimizer.param_groups]
         try:
-            point = restore_training_state(load_checkpoint(resume_from, map_location=device), model=model, ema=ema,
+            resumed = load_checkpoint(resume_from, map_location=device)
+            point = restore_training_state(resumed, model=model, ema=ema,
                                            optimizer=optimizer, lr_scheduler=lr_scheduler, grad_scaler=grad_scaler)
         except (RuntimeError, KeyError, ValueError) as error:
             raise UserError(f"cannot resume from {resume_from}: it does not fit this spec "
@@ -217,6 +220,7 @@ def _run(cfg, parts: Parts, env: distributed.DistEnv, device: torch.device, prec
             restore_rng_state(rng)
         if main:
             run_files.truncate_jsonl(out_dir / run_files.METRICS_FILE, keep=lambda r: r.get("epoch", 0) < start_epoch)
+            _restore_last_record(out_dir / run_files.METRICS_FILE, resumed.get(EPOCH_RECORD_KEY), start_epoch)
             status.write("RUNNING", f"Resumed from {resume_from} at epoch {start_epoch}", epoch=start_epoch)
             log(f"resumed from {resume_from}: continuing at epoch {start_epoch}")
 
@@ -287,25 +291,39 @@ def _write_epoch(cfg, parts: Parts, out_dir: Path, status: run_files.StatusLog, 
                  record: Dict[str, Any], metrics: Optional[Dict[str, Any]], model, ema, optimizer, lr_scheduler,
                  grad_scaler, epoch: int, global_step: int, best_metric, best_epoch, rng, *, save_epoch: bool,
                  save_best: bool) -> None:
-    """Rank 0's files for one epoch: metrics line, status record, checkpoints, TensorBoard."""
+    """Rank 0's files for one epoch: checkpoints, then the metrics line and status record, TensorBoard.
+
+    The metrics line comes last: whoever reads it (a sweep trial) finds the
+    epoch's checkpoints complete.  The record also rides in the checkpoint, so
+    a crash between the two puts the line back on resume.
+    """
+    payload = training_payload(
+        model=model, ema=ema, optimizer=optimizer, lr_scheduler=lr_scheduler, grad_scaler=grad_scaler, epoch=epoch,
+        global_step=global_step, best_metric=best_metric, best_epoch=best_epoch, rng=rng,
+        model_config=_model_config(cfg), num_classes=_num_classes(parts), category_ids=parts.category_ids,
+        class_names=parts.class_names)
+    payload[EPOCH_RECORD_KEY] = run_files.json_safe(record)
+    if save_epoch:
+        save_checkpoint(payload, out_dir / run_files.epoch_checkpoint_name(epoch))
+    if save_best:
+        save_checkpoint(payload, out_dir / run_files.BEST_CHECKPOINT)
+    save_checkpoint(payload, out_dir / run_files.LATEST_CHECKPOINT)
     run_files.append_jsonl_atomic(out_dir / run_files.METRICS_FILE, record)
     kpi = None
     if metrics is not None:
         kpi = {"val_mAP": metrics["val_mAP"], "val_mAP50": metrics["val_mAP50"], "val_mAP75": metrics["val_mAP75"],
                "train_loss": record.get("loss")}
     status.write("RUNNING", f"Epoch {epoch} finished", epoch=epoch, kpi=kpi, time_per_epoch=record["wall_seconds"])
-    payload = training_payload(
-        model=model, ema=ema, optimizer=optimizer, lr_scheduler=lr_scheduler, grad_scaler=grad_scaler, epoch=epoch,
-        global_step=global_step, best_metric=best_metric, best_epoch=best_epoch, rng=rng,
-        model_config=_model_config(cfg), num_classes=_num_classes(parts), category_ids=parts.category_ids,
-        class_names=parts.class_names)
-    if save_epoch:
-        save_checkpoint(payload, out_dir / run_files.epoch_checkpoint_name(epoch))
-    if save_best:
-        save_checkpoint(payload, out_dir / run_files.BEST_CHECKPOINT)
-    # Written last: a crash before this line resumes from the previous epoch and redoes this one.
-    save_checkpoint(payload, out_dir / run_files.LATEST_CHECKPOINT)
     tensorboard.scalars({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
+
+
+def _restore_last_record(path: Path, record: Optional[Dict[str, Any]], start_epoch: int) -> None:
+    """Put back the resumed checkpoint's metrics line when a crash came between the two writes."""
+    if not isinstance(record, dict) or record.get("epoch") != start_epoch - 1:
+        return
+    done = run_files.read_jsonl(path)
+    if not done or done[-1].get("epoch", -1) < start_epoch - 1:
+        run_files.append_jsonl_atomic(path, record)
 
 
 def _num_classes(parts: Parts) -> int:
