@@ -72,6 +72,8 @@ class ExportConfig:
     format: str = param("onnx", enum=["onnx", "xdl"], description="The export format.")
     serialize_nvdsinfer: bool = param(False, description="Also write DeepStream's labels.txt and nvinfer config.")
     is_quantized: bool = param(False, description="The checkpoint is a quantized model.")
+    fp16: bool = param(False, description="Also write <name>_fp16.onnx: float16 weights and arithmetic, "
+                                          "float32 inputs and outputs (ours).")
 
 
 @dataclass

@@ -61,3 +61,23 @@ def scale_boxes(boxes: np.ndarray, input_size: Tuple[int, int], orig_sizes: np.n
     height, width = input_size
     scale = np.asarray(orig_sizes, dtype=np.float32) / np.array([width, height], dtype=np.float32)
     return boxes * np.tile(scale, 2)[:, None, :]
+
+
+def predict_any_batch(predictor: Predictor, images: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``predictor.predict`` for a batch of any size, also when the model was built for a fixed batch.
+
+    A fixed-batch model gets the images in chunks of its batch, the last one
+    padded with zeros; the padding's detections are dropped.
+    """
+    fixed = predictor.info.fixed_batch
+    if not fixed or len(images) == fixed:
+        return predictor.predict(images)
+    parts = []
+    for start in range(0, len(images), fixed):
+        chunk = images[start:start + fixed]
+        count = len(chunk)
+        if count < fixed:
+            chunk = np.concatenate([chunk, np.zeros((fixed - count, *chunk.shape[1:]), dtype=chunk.dtype)])
+        parts.append([output[:count] for output in predictor.predict(chunk)])
+    labels, boxes, scores = (np.concatenate(outputs) for outputs in zip(*parts))
+    return labels, boxes, scores
