@@ -67,6 +67,7 @@ def test_only_float_nodes_are_listed_and_most_of_the_graph_keeps_fp16(exported):
     assert len(selection.names) < len(model.graph.node) / 2 and convs_and_matmuls > 0
 
 
+@pytest.mark.slow  # one more export (about 2-5 s)
 def test_decomposed_layer_norm_of_opset_16_stays_fp32(opset16_onnx):
     model = onnx.load(str(opset16_onnx))
     selection = select_fp32_nodes(model)

@@ -132,3 +132,15 @@ def test_sidecar_lets_an_engine_alone_be_evaluated(onnx_files, tmp_path):
     assert sidecar["batch"] == {"min": 1, "opt": 1, "max": 8}
     assert "FP16 engine from dynamic.onnx (opset 17), input images 64x64, batch 1/1/8" in plan.summary()
     assert dataclasses.is_dataclass(plan)
+
+
+def test_runtime_reads_the_sidecar_into_model_info(onnx_files, tmp_path):
+    from trainers.rtdetr.tensorrt.runtime import model_info_from_sidecar, read_sidecar
+
+    with pytest.raises(UserError, match=r"m\.engine: no m\.engine\.json beside it"):
+        read_sidecar(tmp_path / "m.engine")
+    plan = build_plan(gen_config(onnx_files.dynamic, batch_size=2), tmp_path / "m.engine")
+    plan.sidecar_file.write_text(json.dumps(plan.sidecar()))
+    info = model_info_from_sidecar(read_sidecar(plan.engine_file))
+    assert (info.category_ids, info.class_names, info.num_select) == (CATEGORY_IDS, CLASS_NAMES, 20)
+    assert info.input_size == (SIZE, SIZE) and info.fixed_batch == 2
