@@ -144,3 +144,4 @@ def test_runtime_reads_the_sidecar_into_model_info(onnx_files, tmp_path):
     info = model_info_from_sidecar(read_sidecar(plan.engine_file))
     assert (info.category_ids, info.class_names, info.num_select) == (CATEGORY_IDS, CLASS_NAMES, 20)
     assert info.input_size == (SIZE, SIZE) and info.fixed_batch == 2
+    assert json.loads(plan.sidecar_file.read_text())["onnx_metadata"]["num_select"] == "20"

@@ -75,6 +75,7 @@ class EnginePlan:
     num_select: Optional[int] = None
     category_ids: List[int] = field(default_factory=list)
     class_names: List[str] = field(default_factory=list)
+    onnx_metadata: Dict[str, str] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)
 
     @property
@@ -117,7 +118,7 @@ class EnginePlan:
                 "input_name": self.input_name, "input_size": [height, width],
                 "batch": asdict(self.profile), "dynamic_batch": self.dynamic_batch,
                 "num_select": self.num_select, "category_ids": self.category_ids, "class_names": self.class_names,
-                "fp32_layers": len(self.fp32_layers)}
+                "fp32_layers": len(self.fp32_layers), "onnx_metadata": self.onnx_metadata}
 
     def summary(self) -> str:
         """One line for the log."""
@@ -153,7 +154,7 @@ def build_plan(gen, engine_file: Path, default_input_size: Optional[Sequence[int
         workspace_bytes=_workspace_bytes(trt.workspace_size),
         timing_cache=Path(gen.timing_cache).expanduser() if gen.timing_cache else engine_file.parent / "timing.cache",
         gpu_id=int(gen.gpu_id), verbose=bool(gen.verbose), num_select=facts.num_select,
-        category_ids=facts.category_ids, class_names=facts.class_names)
+        category_ids=facts.category_ids, class_names=facts.class_names, onnx_metadata=facts.metadata)
     if facts.opset in RISKY_OPSETS:
         plan.notes.append(f"warning: opset {facts.opset}: {RISKY_OPSETS[facts.opset]}")
     if not facts.category_ids:

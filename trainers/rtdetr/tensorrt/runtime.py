@@ -54,9 +54,8 @@ class TensorRTPredictor(Predictor):
 
         super().__init__(path, model_info_from_sidecar(read_sidecar(Path(path))))
         self.trt, self.torch = trt, torch
-        self.device = torch.device(device)
-        if self.device.type != "cuda":
-            raise UserError(f"{path}: TensorRT engines run on CUDA devices, not {device!r}")
+        # An engine runs only on a GPU: a generic "cpu" default from the caller means the current GPU.
+        self.device = torch.device(device) if str(device).startswith("cuda") else torch.device("cuda")
         torch.cuda.set_device(self.device)
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.trt_runtime = trt.Runtime(self.logger)
