@@ -24,6 +24,8 @@ COMMANDS = [
     "dataset",
     "space",
     "validate",
+    "export",
+    "benchmark",
     "distill",
     "gen_trt_engine",
 ]

@@ -84,6 +84,7 @@ def test_deepstream_files_are_written_beside_the_onnx(deploy_inputs):
     assert abs(prop["net-scale-factor"] - 1 / 255) < 1e-9 and "class-attrs-all" in config
 
 
+@pytest.mark.slow
 def test_a_fixed_batch_export_runs_any_batch_through_predict_any_batch(deploy_inputs, tmp_path):
     from trainers.rtdetr.runtime import predict_any_batch
 

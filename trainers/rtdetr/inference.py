@@ -12,7 +12,12 @@ frames; see :mod:`.inference_images`), keeps the detections scored at least
 - ``results.json``: COCO results ``[{image_id, file_name, category_id,
   bbox [x, y, w, h], score}]`` with the dataset's category ids.
 
-The model comes from the checkpoint alone when it stores its
+``inference.checkpoint`` (or ``inference.trt_engine`` when set) may be a
+``.pth``, an exported ``.onnx`` (ONNX Runtime) or a ``.engine`` (TensorRT):
+exported files run through :func:`trainers.rtdetr.runtime.load_predictor`
+at the input size and with the classes stored in them, with the same outputs.
+
+The model of a ``.pth`` comes from the checkpoint alone when it stores its
 ``architecture`` (import-weights); otherwise from its ``model_config``
 (training checkpoints) or, failing that, the spec's ``model.*``.  Class names
 and dataset ids come from the checkpoint's ``category_ids``/``class_names``,
@@ -27,8 +32,9 @@ from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -45,8 +51,11 @@ from .data.transforms import eval_transforms
 from .inference_images import InferenceImages
 from .load import model_from_checkpoint
 from .model import RTDETR, PostProcessor, build_model
+from .runtime import Predictor, is_exported, load_predictor, predict_any_batch, scale_boxes
 
 Log = Optional[Callable[[str], None]]
+# Per batch: the targets and, per image, {"scores" [K], "labels" [K], "boxes" [K,4] in original pixels}.
+BatchResults = Iterator[Tuple[List[Dict[str, Any]], List[Dict[str, torch.Tensor]]]]
 ANNOTATED_DIR = "images_annotated"
 LABELS_DIR = "labels"
 RESULTS_FILE = "results.json"
@@ -81,40 +90,47 @@ class InferenceSummary:
 
 
 def run_inference(cfg, checkpoint: Optional[str] = None, log: Log = print) -> InferenceSummary:
-    """``tao-automl inference`` for a PyTorch checkpoint (``cfg``: a validated ExperimentConfig)."""
+    """``tao-automl inference`` for a .pth, .onnx or .engine (``cfg``: a validated ExperimentConfig)."""
     started = time.perf_counter()
     settings = cfg.inference
     _check_supported(settings)
-    checkpoint = str(checkpoint or settings.checkpoint or "")
+    checkpoint = str(checkpoint or settings.trt_engine or settings.checkpoint or "")
     if not checkpoint or checkpoint == "???":
         raise UserError("inference.checkpoint: no checkpoint given")
+    if settings.trt_engine and checkpoint == str(settings.trt_engine) and not Path(checkpoint).is_file():
+        raise UserError(f"inference.trt_engine: {checkpoint}: file not found")
     # Everything the spec can get wrong is checked before the model is loaded.
     colors = ClassColors(settings.color_map)
     dataset = _dataset(cfg)
     if log is not None:
         log(dataset.report.summary().replace(", 0 boxes", ""))
     device = _device(settings, log)
-    loaded = load_inference_model(cfg, checkpoint, device)
-    unknown = colors.unknown_names(loaded.category_map.names)
+    predictor: Optional[Predictor] = None
+    if is_exported(checkpoint):
+        predictor = load_predictor(checkpoint, device=str(device))
+        category_map = CategoryMap(predictor.info.category_ids, predictor.info.class_names)
+        dataset = _dataset_for(cfg, dataset, predictor, log)
+    else:
+        loaded = load_inference_model(cfg, checkpoint, device)
+        category_map = loaded.category_map
+    unknown = colors.unknown_names(category_map.names)
     if unknown and log is not None:
         log(f"warning: inference.color_map names classes the model does not have: {', '.join(unknown)} "
-            f"(classes: {', '.join(loaded.category_map.names)})")
+            f"(classes: {', '.join(category_map.names)})")
     conf_threshold = float(settings.conf_threshold)
     loader = _loader(cfg, dataset)
     out_dir = Path(settings.results_dir) if settings.results_dir else Path(cfg.results_dir or ".") / "inference"
-    postprocessor = PostProcessor(num_select=loaded.num_select)
+    batches = _predictor_results(loader, predictor) if predictor else _model_results(loader, loaded, device)
 
     records: List[Dict[str, Any]] = []
     per_class: Counter = Counter()
     with ThreadPoolExecutor(max_workers=4) as writers:
         pending: List[Future] = []
-        for outputs, targets in _batches(loader, loaded.model, device):
-            sizes = torch.stack([t["norm_size"] for t in targets]).to(device)
-            for target, result in zip(targets, postprocessor(outputs, sizes)):
-                detections = kept_detections(result, target["orig_size"], loaded.category_map, conf_threshold)
+        for targets, results in batches:
+            for target, result in zip(targets, results):
+                detections = kept_detections(result, target["orig_size"], category_map, conf_threshold)
                 per_class.update(d.name for d in detections)
-                records += coco_records(detections, int(target["image_id"]), target["file_name"],
-                                        loaded.category_map)
+                records += coco_records(detections, int(target["image_id"]), target["file_name"], category_map)
                 pending.append(writers.submit(_write_image_outputs, dataset, int(target["image_id"]),
                                               target["output_name"], detections, colors,
                                               int(settings.outline_width), out_dir))
@@ -122,6 +138,8 @@ def run_inference(cfg, checkpoint: Optional[str] = None, log: Log = print) -> In
                 pending.pop(0).result()
         for future in pending:
             future.result()  # re-raises a failed write here
+    if predictor is not None:
+        predictor.close()
     results_file = write_results_json(out_dir / RESULTS_FILE, records)
     summary = InferenceSummary(images=len(dataset), detections=len(records), per_class=dict(per_class.most_common()),
                                output_dir=out_dir, results_file=results_file,
@@ -216,6 +234,35 @@ def _batches(loader: DataLoader, model: nn.Module, device: torch.device):
             yield model(images), targets
 
 
+def _model_results(loader: DataLoader, loaded: InferenceModel, device: torch.device) -> BatchResults:
+    """A PyTorch model's detections per batch, boxes in original-image pixels."""
+    postprocessor = PostProcessor(num_select=loaded.num_select)
+    for outputs, targets in _batches(loader, loaded.model, device):
+        sizes = torch.stack([t["norm_size"] for t in targets]).to(device)
+        yield targets, postprocessor(outputs, sizes)
+
+
+def _predictor_results(loader: DataLoader, predictor: Predictor) -> BatchResults:
+    """An exported model's detections per batch (same layout as :func:`_model_results`)."""
+    for images, targets in loader:
+        labels, boxes, scores = predict_any_batch(predictor, images.numpy())
+        sizes = np.stack([t["norm_size"].numpy() for t in targets])
+        boxes = scale_boxes(boxes, tuple(images.shape[-2:]), sizes)
+        yield targets, [{"scores": torch.from_numpy(s), "labels": torch.from_numpy(l), "boxes": torch.from_numpy(b)}
+                        for l, b, s in zip(labels, boxes, scores)]
+
+
+def _dataset_for(cfg, dataset: InferenceImages, predictor: Predictor, log: Log) -> InferenceImages:
+    """The images at the exported model's input size (fixed in the file), whatever inference.input_* say."""
+    size = predictor.info.input_size
+    if not size or tuple(size) == (int(cfg.inference.input_height), int(cfg.inference.input_width)):
+        return dataset
+    if log is not None:
+        log(f"note: {predictor.path} was exported for {size[0]}x{size[1]} input; images are resized to that "
+            f"(inference.input_height/input_width say {cfg.inference.input_height}x{cfg.inference.input_width})")
+    return _dataset(cfg, size)
+
+
 def _write_image_outputs(dataset: InferenceImages, index: int, output_name: str, detections: List[Detection],
                          colors: ClassColors, outline_width: int, out_dir: Path) -> None:
     """The annotated image and the label file of one image (runs in a writer thread)."""
@@ -226,9 +273,10 @@ def _write_image_outputs(dataset: InferenceImages, index: int, output_name: str,
                       "\n".join(lines) + ("\n" if lines else ""))
 
 
-def _dataset(cfg) -> InferenceImages:
-    """The images, resized to [inference.input_height, inference.input_width] as the data pipeline resizes."""
-    size = [int(cfg.inference.input_height), int(cfg.inference.input_width)]
+def _dataset(cfg, size: Optional[Tuple[int, int]] = None) -> InferenceImages:
+    """The images, resized to ``size`` (default [inference.input_height, inference.input_width]) as the data
+    pipeline resizes."""
+    size = [int(v) for v in size] if size else [int(cfg.inference.input_height), int(cfg.inference.input_width)]
     for key, value in (("input_height", size[0]), ("input_width", size[1])):
         if value % SIZE_MULTIPLE:
             raise UserError(f"inference.{key}: {value} is not a multiple of {SIZE_MULTIPLE} "
@@ -263,9 +311,6 @@ def _device(settings, log: Log) -> torch.device:
 
 def _check_supported(settings) -> None:
     """Refuse the TAO inference options this command does not run, rather than silently ignoring them."""
-    if settings.trt_engine:
-        raise UserError("inference.trt_engine: running a TensorRT engine is not supported by this command; "
-                        "leave it empty and give the .pth in inference.checkpoint")
     if settings.is_quantized:
         raise UserError("inference.is_quantized: quantized checkpoints are not supported by this command")
     if int(settings.num_nodes) > 1:

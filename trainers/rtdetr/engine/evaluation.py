@@ -3,9 +3,11 @@
 - :func:`predict_coco`: detections (COCO result records, dataset category
   ids) for every image of a loader, gathered from all processes;
 - :func:`evaluate_model`: those detections scored by :mod:`.coco_eval`;
-- :func:`evaluate_checkpoint`: ``tao-automl evaluate`` for a ``.pth``: the
-  checkpoint on ``dataset.test_data_sources``, ``results.json`` in
-  ``<results_dir>/evaluate/`` and a table on stdout.
+- :func:`predict_coco_runtime`: the same detections from a runtime predictor
+  (an exported ``.onnx`` or ``.engine``, see trainers/rtdetr/runtime);
+- :func:`evaluate_checkpoint`: ``tao-automl evaluate`` for a ``.pth``,
+  ``.onnx`` or ``.engine``: the model on ``dataset.test_data_sources``,
+  ``results.json`` in ``<results_dir>/evaluate/`` and a table on stdout.
 """
 from __future__ import annotations
 
@@ -66,8 +68,50 @@ def evaluate_model(model: nn.Module, postprocessor: nn.Module, loader, ground_tr
     return distributed.broadcast_object(metrics)
 
 
+def predict_coco_runtime(predictor, loader, category_ids: Sequence[int], conf_threshold: float = 0.0
+                         ) -> Tuple[List[Dict[str, Any]], List[int]]:
+    """Detections (COCO records, dataset ids, original-image pixels) and image ids, from a runtime predictor.
+
+    The loader's images must have the predictor's input size; boxes come back
+    in input pixels and are mapped with ``target["norm_size"]`` as in
+    :func:`predict_coco`.
+    """
+    from trainers.rtdetr.runtime import predict_any_batch, scale_boxes
+
+    per_image: Dict[int, List[Dict[str, Any]]] = {}
+    for images, targets in loader:
+        labels, boxes, scores = predict_any_batch(predictor, images.numpy())
+        sizes = torch.stack([torch.as_tensor(t.get("norm_size", t["orig_size"])) for t in targets]).numpy()
+        boxes = scale_boxes(boxes, tuple(images.shape[-2:]), sizes)
+        for index, target in enumerate(targets):
+            image_id = int(target["image_id"])
+            keep = scores[index] >= conf_threshold
+            result = {"scores": torch.from_numpy(scores[index][keep]), "labels": torch.from_numpy(labels[index][keep]),
+                      "boxes": torch.from_numpy(boxes[index][keep])}
+            per_image[image_id] = detections_to_coco([result], [image_id], category_ids)
+    detections = [record for image_id in sorted(per_image) for record in per_image[image_id]]
+    return detections, sorted(per_image)
+
+
 def evaluate_checkpoint(cfg, checkpoint: Optional[str] = None, log=print) -> Dict[str, Any]:
-    """``tao-automl evaluate`` for a PyTorch checkpoint; returns the metrics written to results.json."""
+    """``tao-automl evaluate`` for a PyTorch checkpoint, an ONNX file or a TensorRT engine (by suffix;
+    ``evaluate.trt_engine``, when set, is evaluated instead of ``evaluate.checkpoint``); returns the
+    metrics written to results.json."""
+    from trainers.rtdetr.runtime import PYTORCH_SUFFIXES, is_exported
+
+    evaluate_cfg = cfg.evaluate
+    checkpoint = str(checkpoint or getattr(evaluate_cfg, "trt_engine", "") or evaluate_cfg.checkpoint or "")
+    if not checkpoint or checkpoint == "???":
+        raise UserError("evaluate.checkpoint: no checkpoint given")
+    if is_exported(checkpoint):
+        return _evaluate_exported(cfg, checkpoint, log)
+    if not checkpoint.endswith(PYTORCH_SUFFIXES):
+        raise UserError(f"evaluate.checkpoint: {checkpoint}: unknown model file type; expected a PyTorch "
+                        f"checkpoint (.pth), an ONNX file (.onnx) or a TensorRT engine (.engine)")
+    return _evaluate_pytorch(cfg, checkpoint, log)
+
+
+def _evaluate_pytorch(cfg, checkpoint: str, log) -> Dict[str, Any]:
     from trainers.rtdetr.checkpoint import load_checkpoint, model_state_from
     from trainers.rtdetr.data import build_category_map, build_dataloader
     from trainers.rtdetr.data.build import coco_sources
@@ -75,11 +119,6 @@ def evaluate_checkpoint(cfg, checkpoint: Optional[str] = None, log=print) -> Dic
     from trainers.rtdetr.model import PostProcessor, build_model
 
     evaluate_cfg = cfg.evaluate
-    checkpoint = str(checkpoint or evaluate_cfg.checkpoint or "")
-    if not checkpoint:
-        raise UserError("evaluate.checkpoint: no checkpoint given")
-    if not checkpoint.endswith((".pth", ".pt", ".ckpt")):
-        raise UserError(f"evaluate.checkpoint: {checkpoint}: this evaluator reads PyTorch checkpoints (.pth)")
     payload = load_checkpoint(checkpoint)
     if payload.get("category_ids"):
         category_map = CategoryMap(payload["category_ids"], payload.get("class_names") or
@@ -114,6 +153,40 @@ def evaluate_checkpoint(cfg, checkpoint: Optional[str] = None, log=print) -> Dic
     ground_truth = coco_sources(cfg, "test")[0].json_file
     metrics = evaluate_model(model, postprocessor, loader, ground_truth, category_map.category_ids, device,
                              precision, conf_threshold=float(getattr(evaluate_cfg, "conf_threshold", 0.0)))
+    return _write_results(cfg, checkpoint, metrics, log)
+
+
+def _evaluate_exported(cfg, checkpoint: str, log) -> Dict[str, Any]:
+    """An .onnx / .engine: classes and input size come from the file; the test images are resized to it."""
+    import copy
+
+    from trainers.rtdetr.data import build_dataloader
+    from trainers.rtdetr.data.build import coco_sources
+    from trainers.rtdetr.data.categories import CategoryMap
+    from trainers.rtdetr.runtime import load_predictor
+
+    evaluate_cfg = cfg.evaluate
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with load_predictor(checkpoint, device=device) as predictor:
+        info = predictor.info
+        category_map = CategoryMap(info.category_ids, info.class_names)
+        if info.input_size:
+            cfg = copy.deepcopy(cfg)
+            cfg.dataset.augmentation.eval_spatial_size = [int(v) for v in info.input_size]
+        loader = build_dataloader(cfg, "test", category_map=category_map, log=log)
+        if int(getattr(evaluate_cfg, "batch_size", -1)) > 0:
+            loader = torch.utils.data.DataLoader(loader.dataset, batch_size=int(evaluate_cfg.batch_size),
+                                                 num_workers=loader.num_workers, collate_fn=loader.collate_fn)
+        detections, image_ids = predict_coco_runtime(predictor, loader, category_map.category_ids,
+                                                     float(getattr(evaluate_cfg, "conf_threshold", 0.0)))
+    metrics = coco_metrics(coco_sources(cfg, "test")[0].json_file, detections, image_ids=image_ids)
+    if log is not None and info.input_size:
+        log(f"{checkpoint}: {predictor.runtime}, input {info.input_size[0]}x{info.input_size[1]}")
+    return _write_results(cfg, checkpoint, metrics, log)
+
+
+def _write_results(cfg, checkpoint: str, metrics: Dict[str, Any], log) -> Dict[str, Any]:
+    evaluate_cfg = cfg.evaluate
     metrics = {"checkpoint": checkpoint, **{k.replace("val_", "test_"): v for k, v in metrics.items()}}
     out_dir = Path(evaluate_cfg.results_dir) if evaluate_cfg.results_dir else Path(cfg.results_dir or ".") / "evaluate"
     write_json_atomic(out_dir / "results.json", metrics)
