@@ -1,0 +1,139 @@
+"""Real sweeps on a local Ray: ASHA with pruning, the files a sweep leaves, MLflow, retraining the winner,
+and ``--resume`` after the driver was killed with SIGKILL."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .tiny_sweep import tiny_sweep_spec
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sweep(spec: Path, *args: str, timeout: float = 400) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "automl.cli", "sweep", "--skill", "rtdetr", "-e", str(spec), *args],
+                          cwd=spec.parent, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def _rows(results: Path):
+    with open(results / "automl" / "trials.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _mlflow_children(results: Path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{results / 'automl' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tao-automl")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+def test_asha_sweep_prunes_tracks_exports_and_its_best_spec_retrains_the_same(tmp_path):
+    spec = tiny_sweep_spec(tmp_path, epochs=3, train_count=8, val_count=4)
+    done = _sweep(spec, "--algorithm", "asha", "--max-trials", "4", "--grace-period", "1", "--reduction-factor", "2",
+                  "--metric", "loss", "--seed", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = tmp_path / "results"
+    automl = results / "automl"
+
+    rows = _rows(results)
+    assert len(rows) == 4 and len({r["trial_id"] for r in rows}) == 4
+    statuses = sorted(r["status"] for r in rows)
+    assert set(statuses) <= {"completed", "pruned"} and "completed" in statuses
+    assert "pruned" in statuses, f"ASHA (reduction factor 2) stopped no trial: {statuses}"
+    for row in rows:
+        assert float(row["train.optim.lr"]) > 0 and row["best_loss"]
+        kept = sorted(p.name for p in (Path(row["trial_dir"]) / "train").glob("*.pth"))
+        assert kept == ["model_best.pth"], "intermediate checkpoints are deleted"
+    pruned = [r for r in rows if r["status"] == "pruned"]
+    assert all(int(r["epochs_run"]) < 3 for r in pruned)
+
+    for name in ("best_spec.yaml", "best/model_best.pth", "export/model.onnx", "mlflow.db"):
+        assert (automl / name).is_file(), name
+    assert "ONNX Runtime vs PyTorch" in done.stdout and "tao-automl ui" in done.stdout
+    assert "disk used by the sweep" in done.stdout
+
+    client, parents, children = _mlflow_children(results)
+    assert len(parents) == 1 and len(children) == 4
+    by_trial = {c.data.tags["tao_automl.trial_id"]: c for c in children}
+    assert set(by_trial) == {r["trial_id"] for r in rows}
+    for row in rows:
+        child = by_trial[row["trial_id"]]
+        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert float(child.data.params["train.optim.lr"]) == pytest.approx(float(row["train.optim.lr"]))
+        history = client.get_metric_history(child.info.run_id, "loss")
+        assert [m.step for m in history] == list(range(int(row["epochs_run"])))
+        assert child.data.metrics["best_loss"] == pytest.approx(float(row["best_loss"]))
+        assert child.info.status == ("FINISHED" if row["status"] == "completed" else "KILLED")
+
+    # The winner's spec retrains to the same numbers (same seed, same thread count as a trial).
+    best_spec = yaml.safe_load((automl / "best_spec.yaml").read_text())
+    best = min((r for r in rows if r["best_loss"]), key=lambda r: float(r["best_loss"]))
+    assert best_spec["train"]["optim"]["lr"] == pytest.approx(float(best["train.optim.lr"]))
+    retrain = subprocess.run(
+        [sys.executable, "-m", "automl.cli", "train", "--skill", "rtdetr", "-e", str(automl / "best_spec.yaml"),
+         f"results_dir={tmp_path / 'retrain'}"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    assert retrain.returncode == 0, retrain.stderr[-2000:]
+    again = [json.loads(line) for line in (tmp_path / "retrain/train/metrics.jsonl").read_text().splitlines()]
+    original = [json.loads(line) for line in (Path(best["trial_dir"]) / "train/metrics.jsonl").read_text().splitlines()]
+    assert len(again) == 3
+    for before, after in zip(original, again):
+        assert after["val_mAP50"] == pytest.approx(before["val_mAP50"], abs=1e-6)
+        assert after["loss"] == pytest.approx(before["loss"], rel=1e-5)
+
+
+def test_resume_after_the_driver_is_killed_loses_no_trial_and_runs_none_twice(tmp_path):
+    spec = tiny_sweep_spec(tmp_path, epochs=2, train_count=8, val_count=4)
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "automl.cli", "sweep", "--skill", "rtdetr", "-e", str(spec),
+               "--algorithm", "random", "--max-trials", "4", "--max-concurrent", "1", "--seed", "2"]
+    driver = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            if (results / "automl/trials.csv").is_file() and \
+                    sum(r["status"] == "completed" for r in _rows(results)) >= 1:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("no trial completed in time")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)   # the driver and the local Ray it started
+        driver.wait()
+    before = {r["trial_id"]: r for r in _rows(results)}
+    completed_before = [t for t, r in before.items() if r["status"] == "completed"]
+    starts_before = {t: _starts(results, t) for t in completed_before}
+
+    done = _sweep(spec, "--resume", "--algorithm", "random", "--max-trials", "4", "--max-concurrent", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = _rows(results)
+    assert len(rows) == 4 and len({r["trial_id"] for r in rows}) == 4, [r["trial_id"] for r in rows]
+    assert all(r["status"] == "completed" for r in rows)
+    for trial_id in completed_before:
+        assert _starts(results, trial_id) == starts_before[trial_id], f"{trial_id} was trained again"
+    _, parents, children = _mlflow_children(results)
+    assert len(parents) == 1
+    assert sorted(c.data.tags["tao_automl.trial_id"] for c in children) == sorted(r["trial_id"] for r in rows)
+    assert (results / "automl/export/model.onnx").is_file()
+
+
+def _starts(results: Path, trial_id: str) -> int:
+    """How many times the trainer started in a trial's folder (status.json's STARTED records)."""
+    status = results / "automl/trials" / trial_id / "train/status.json"
+    return sum(json.loads(line)["status"] == "STARTED" for line in status.read_text().splitlines() if line.strip())
