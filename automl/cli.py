@@ -28,6 +28,7 @@ COMMANDS = [
     "benchmark",
     "distill",
     "gen_trt_engine",
+    "ui",
 ]
 
 
