@@ -40,6 +40,7 @@ METRICS_FILE = "train/metrics.jsonl"
 LATEST_CHECKPOINT = "train/model_latest.pth"
 BEST_CHECKPOINT = "train/model_best.pth"
 PROGRESS_FILE = "progress.json"
+TRAINER_TIME_FILE = "trainer_time.json"
 # Ray schedulers count epochs through this result key (not training_iteration, which restarts at 1
 # when a trial is started again without a Ray checkpoint).
 TIME_ATTR = "epochs_done"
@@ -145,6 +146,7 @@ def run_trial(config: Dict[str, Any], context: TrialContext) -> None:
     threads = str(max(1, int(settings.cpus_per_trial)))
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONUNBUFFERED="1")
     cwd = Path(context.cwd) if context.cwd and Path(context.cwd).is_dir() else None
+    started = time.time()
     process = TrainingProcess(training_command(context.skill, spec_file), folder / LOG_FILE, env=env, cwd=cwd)
     try:
         already_reported = _follow(process, folder, settings, already_reported, tune)
@@ -154,6 +156,7 @@ def run_trial(config: Dict[str, Any], context: TrialContext) -> None:
             raise TrialFailed(failure_reason(process.last_lines(), code))
     finally:
         process.stop()
+        _add_trainer_time(folder, started, time.time())
 
 
 def _follow(process: TrainingProcess, folder: Path, settings: SweepSettings, reported: int, tune) -> int:
@@ -205,6 +208,14 @@ def _from_checkpoint(checkpoint, folder: Path, spec: Dict[str, Any], settings: S
             spec["train"]["resume_training_checkpoint_path"] = str(target)
             spec["train"]["resume_with_spec_hyperparameters"] = True
     return int(progress["epoch"])
+
+
+def _add_trainer_time(folder: Path, started: float, ended: float) -> None:
+    """``trainer_time.json``: the trainer processes' wall time in this trial (the rest is orchestration)."""
+    path = folder / TRAINER_TIME_FILE
+    runs = json.loads(path.read_text())["runs"] if path.is_file() else []
+    runs.append({"started": started, "ended": ended, "seconds": ended - started})
+    write_text_atomic(path, json.dumps({"seconds": sum(r["seconds"] for r in runs), "runs": runs}))
 
 
 def failure_reason(lines: List[str], code: int) -> str:
