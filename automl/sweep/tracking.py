@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Union
 
 import yaml
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH, MAX_PARAM_VAL_LENGTH
 
@@ -98,25 +98,18 @@ def _finite_number(value: Any) -> Optional[float]:
     return float(value) if math.isfinite(value) else None
 
 
-def _is_locked(error: BaseException) -> bool:
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        text = str(error).lower()
-        if "database is locked" in text or "database is busy" in text:
+def _is_locked(error: Optional[BaseException]) -> bool:
+    for _ in range(10):  # the sqlite error sits a few links down the MLflow/SQLAlchemy exception chain
+        if error is None:
+            return False
+        if "database is locked" in str(error) or "database is busy" in str(error):
             return True
         error = error.__cause__ or error.__context__
     return False
 
 
-class _DropLockedNoise(logging.Filter):
-    """MLflow logs a full traceback for every locked attempt; the retry below reports it once instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "database is locked" not in record.getMessage()
-
-
-logging.getLogger("mlflow.store.db.utils").addFilter(_DropLockedNoise())
+# MLflow logs a full traceback for every locked attempt; SweepTracker._retry reports it once instead.
+logging.getLogger("mlflow.store.db.utils").addFilter(lambda record: "database is locked" not in record.getMessage())
 
 
 class SweepTracker:
@@ -183,9 +176,11 @@ class SweepTracker:
                 child = self._children.get(str(best["trial_id"]))
                 if child:
                     tags["tao_automl.best_run_id"] = child
-        self._log_metrics(parent, metrics, step=0)
-        for key, value in tags.items():
-            self._retry(self.client.set_tag, parent, key, value)
+        self._log_metrics(parent, metrics, step=0, tags=tags)
+        # A child still open now lost its trial (e.g. the driver was killed and the trial not resumed).
+        for run in self._search(f"tags.`{PARENT_TAG}` = '{parent}' and attributes.status = 'RUNNING'"):
+            self._log_metrics(run.info.run_id, {}, step=0, tags={STATUS_TAG: "interrupted"})
+            self._retry(self.client.set_terminated, run.info.run_id, "KILLED")
         for path in map(Path, artifacts):
             if path.is_dir():
                 self._retry(self.client.log_artifacts, parent, str(path), path.name)
@@ -198,7 +193,7 @@ class SweepTracker:
         """The child run of ``trial_id``: created once, the same run again on resume (set RUNNING)."""
         parent = self._require_parent()
         trial_id = str(trial_id)
-        run_id = self._children.get(trial_id) or self._find_child(trial_id)
+        run_id = self._children.get(trial_id)  # complete: start_sweep read a resumed sweep's children
         existing: Dict[str, str] = {}
         if run_id is None:
             run = self._retry(self.client.create_run, self.experiment_id, run_name=run_name or f"trial_{trial_id}",
@@ -227,11 +222,10 @@ class SweepTracker:
         if status not in TRIAL_STATUSES:
             raise ValueError(f"trial status {status!r}: expected one of {sorted(TRIAL_STATUSES)}")
         run_id = self._child(trial_id)
-        self._log_metrics(run_id, {f"best_{self.metric}": best_value, "best_epoch": best_epoch,
-                                   "epochs_run": epochs_run, "wall_seconds": wall_seconds}, step=0)
         one_line = " ".join(str(reason or "").split())[:1000]
-        self._retry(self.client.set_tag, run_id, STATUS_TAG, status)
-        self._retry(self.client.set_tag, run_id, REASON_TAG, one_line)
+        self._log_metrics(run_id, {f"best_{self.metric}": best_value, "best_epoch": best_epoch,
+                                   "epochs_run": epochs_run, "wall_seconds": wall_seconds}, step=0,
+                          tags={STATUS_TAG: status, REASON_TAG: one_line})
         self._retry(self.client.set_terminated, run_id, TRIAL_STATUSES[status])
 
     def finished_trial_ids(self) -> Set[str]:
@@ -262,16 +256,10 @@ class SweepTracker:
             raise RuntimeError("SweepTracker: call start_sweep before logging trials or finishing the sweep")
         return self.parent_id
 
-    def _find_child(self, trial_id: str) -> Optional[str]:
-        runs = self._search(f"tags.`{PARENT_TAG}` = '{self._require_parent()}' "
-                            f"and tags.`{TRIAL_TAG}` = '{_quote(trial_id)}'")
-        return runs[0].info.run_id if runs else None
-
     def _child(self, trial_id: str) -> str:
-        run_id = self._children.get(str(trial_id)) or self._find_child(str(trial_id))
+        run_id = self._children.get(str(trial_id))
         if run_id is None:
             raise KeyError(f"SweepTracker: trial {trial_id!r} was never started (call start_trial first)")
-        self._children[str(trial_id)] = run_id
         return run_id
 
     def _steps(self, run_id: str) -> Set[int]:
@@ -285,12 +273,14 @@ class SweepTracker:
             self._logged_steps[run_id] = steps
         return self._logged_steps[run_id]
 
-    def _log_metrics(self, run_id: str, metrics: dict, step: int) -> None:
+    def _log_metrics(self, run_id: str, metrics: dict, step: int, tags: Optional[Dict[str, str]] = None) -> None:
+        """One batch (one SQLite transaction): the numeric, finite metrics at ``step`` and any tags."""
         now = int(time.time() * 1000)
         entries = [Metric(sanitize_name(key), number, now, step) for key, value in metrics.items()
                    if (number := _finite_number(value)) is not None]
-        if entries:
-            self._retry(self.client.log_batch, run_id, metrics=entries)
+        run_tags = [RunTag(key, value) for key, value in (tags or {}).items()]
+        if entries or run_tags:
+            self._retry(self.client.log_batch, run_id, metrics=entries, tags=run_tags)
 
     def _log_params(self, run_id: str, params: Dict[str, Any], existing: Dict[str, str]) -> None:
         # MLflow params are immutable: on resume only keys the run does not hold yet are added.

@@ -148,7 +148,8 @@ def test_resume_reuses_the_sweep_run_and_children_and_does_not_log_an_epoch_twic
         first.log_epoch("a", {"val_mAP50": 0.1 * epoch}, step=epoch)
     first.start_trial("b", {"lr": 0.2})
     first.finish_trial("b", status="completed", best_value=0.5, best_epoch=0, epochs_run=1, wall_seconds=1.0)
-    del first  # the driver was killed: the sweep run stays RUNNING, trial "a" unfinished
+    orphan = first.start_trial("c", {"lr": 0.3})
+    del first  # the driver was killed: the sweep run stays RUNNING, trials "a" and "c" unfinished
 
     again = SweepTracker(sweep.uri)
     assert again.start_sweep("sweep-resume", run_name="r", spec=SPEC, space=SPACE, settings=SETTINGS) == parent
@@ -162,10 +163,15 @@ def test_resume_reuses_the_sweep_run_and_children_and_does_not_log_an_epoch_twic
     runs = client.search_runs([again.experiment_id], "tags.`tao_automl.sweep_id` = 'sweep-resume'")
     assert len(runs) == 1 and runs[0].info.status == "RUNNING"
     children = client.search_runs([again.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
-    assert sorted(r.data.tags["tao_automl.trial_id"] for r in children) == ["a", "b"]
+    assert sorted(r.data.tags["tao_automl.trial_id"] for r in children) == ["a", "b", "c"]
     steps = sorted(m.step for m in client.get_metric_history(child, "val_mAP50"))
     assert steps == [0, 1, 2, 3, 4]
     assert again.finished_trial_ids() == {"a", "b"}
+
+    again.finish_sweep(best=None, artifacts=[])  # "c" was never resumed: it must not stay RUNNING for ever
+    assert client.get_run(orphan).info.status == "KILLED"
+    assert client.get_run(orphan).data.tags["tao_automl.status"] == "interrupted"
+    assert client.get_run(parent).info.status == "FINISHED"
 
 
 def test_an_unknown_status_or_an_unstarted_trial_is_a_programming_error(sweep):
