@@ -257,10 +257,9 @@ class SweepTracker:
         return self.parent_id
 
     def _child(self, trial_id: str) -> str:
-        run_id = self._children.get(str(trial_id))
-        if run_id is None:
-            raise KeyError(f"SweepTracker: trial {trial_id!r} was never started (call start_trial first)")
-        return run_id
+        # A trial reported before start_trial (e.g. one that failed while pending) still gets its child run:
+        # tracking must never be the reason a sweep stops.
+        return self._children.get(str(trial_id)) or self.start_trial(str(trial_id), {})
 
     def _steps(self, run_id: str) -> Set[int]:
         """Epochs already logged for a child, read from its metric history the first time it is touched."""

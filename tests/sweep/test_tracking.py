@@ -174,11 +174,19 @@ def test_resume_reuses_the_sweep_run_and_children_and_does_not_log_an_epoch_twic
     assert client.get_run(parent).info.status == "FINISHED"
 
 
-def test_an_unknown_status_or_an_unstarted_trial_is_a_programming_error(sweep):
+def test_an_unknown_status_is_refused(sweep):
     with pytest.raises(ValueError, match="expected one of"):
         sweep.tracker.finish_trial("t0", status="done", best_value=0, best_epoch=0, epochs_run=0, wall_seconds=0)
-    with pytest.raises(KeyError, match="never started"):
-        sweep.tracker.log_epoch("nope", {"loss": 1.0}, step=0)
+
+
+def test_a_trial_that_ends_without_having_been_started_still_gets_its_child_run(sweep):
+    tracker = SweepTracker(sweep.uri)
+    parent = tracker.start_sweep("sweep-early-failure", run_name="e", spec={}, space={}, settings={})
+    tracker.finish_trial("p", status="failed", best_value=None, best_epoch=None, epochs_run=0, wall_seconds=0.1,
+                         reason="no resources")
+    [run] = sweep.client.search_runs([tracker.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
+    assert run.data.tags["tao_automl.trial_id"] == "p" and run.info.status == "FAILED"
+    assert "best_val_mAP50" not in run.data.metrics and run.data.metrics["epochs_run"] == 0
 
 
 def test_ui_hint_names_the_results_folder_and_only_adds_a_uri_that_is_not_the_default(sweep, tmp_path):
