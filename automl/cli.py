@@ -27,6 +27,7 @@ COMMANDS = [
     "export",
     "benchmark",
     "distill",
+    "quantize",
     "gen_trt_engine",
     "ui",
 ]
