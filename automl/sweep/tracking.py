@@ -149,7 +149,7 @@ class SweepTracker:
             run = self._retry(self.client.create_run, self.experiment_id, run_name=run_name,
                               tags={SWEEP_TAG: sweep_id, STATUS_TAG: "running"})
         self.parent_id = run.info.run_id
-        masked_spec = mask_secrets(spec)
+        masked_spec = json.loads(json.dumps(mask_secrets(spec), default=str))  # plain types for safe_dump
         self._log_params(self.parent_id, flatten(masked_spec), existing=run.data.params)
         self._retry(self.client.log_text, self.parent_id, yaml.safe_dump(masked_spec, sort_keys=False), "spec.yaml")
         for name, data in (("search_space.json", space), ("settings.json", settings)):
