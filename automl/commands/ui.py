@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("results_dir", metavar="RESULTS_DIR", help="the sweep's results_dir")
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help="address to bind (default 127.0.0.1: only this machine can open it; the UI has no "
-                             "login, so bind another address only on a trusted network)")
+                             "login, so bind another address only on a trusted network, and list the names "
+                             "browsers will use in MLFLOW_SERVER_ALLOWED_HOSTS, which MLflow checks)")
     parser.add_argument("--port", type=int, default=5000, help="port (default 5000)")
     parser.add_argument("--tracking-uri", help="the sweep's --mlflow-uri when it was not the default SQLite file")
     parser.set_defaults(handler=run)
