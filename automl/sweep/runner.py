@@ -109,9 +109,15 @@ def _start_ray(settings: SweepSettings) -> None:
         try:
             ray.init(address=settings.ray_address, include_dashboard=False, log_to_driver=False,
                      runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}})
-        except (ConnectionError, RuntimeError, ValueError) as error:
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
+            # A head with token authentication refuses a driver without its token only as "failed to
+            # connect": `ray start --head` turns tokens on by itself where ~/.ray/auth_token exists,
+            # while a driver given an explicit address never sends one unless RAY_AUTH_MODE=token.
+            hint = ("" if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else
+                    "; if the cluster uses token authentication, set RAY_AUTH_MODE=token and its token "
+                    "(RAY_AUTH_TOKEN, or the head's ~/.ray/auth_token) here")
             raise UserError(f"--ray-address {settings.ray_address}: cannot join the Ray cluster "
-                            f"({str(error).splitlines()[0]})") from None
+                            f"({(str(error).splitlines() or [type(error).__name__])[0]}){hint}") from None
         return
     # A small object store: trials exchange files, not tensors, through Ray.
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,

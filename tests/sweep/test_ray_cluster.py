@@ -131,19 +131,33 @@ def two_node_cluster():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_a_sweep_joins_a_two_node_ray_cluster_and_runs_trials_on_both_nodes(tmp_path, two_node_cluster):
+def _sweep(spec: Path, cluster: LocalCluster, *args: str, env: Dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "automl.cli", "sweep", "--skill", "rtdetr", "-e", str(spec),
+         "--ray-address", cluster.address, "--algorithm", "random", "--max-trials", "2", "--cpus-per-trial", "1",
+         *args], cwd=spec.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_a_sweep_joins_a_two_node_ray_cluster_with_its_token_and_runs_trials_on_both_nodes(tmp_path,
+                                                                                           two_node_cluster):
     cluster = two_node_cluster
     nodes = cluster.probe()["nodes"]
     assert len(nodes) == 2, f"expected a head and a worker node alive, found {nodes}"
 
     spec = tiny_sweep_spec(tmp_path, epochs=1, train_count=8, val_count=4)
     storage = tmp_path / "ray_storage"
-    done = subprocess.run(
-        [sys.executable, "-m", "automl.cli", "sweep", "--skill", "rtdetr", "-e", str(spec),
-         "--ray-address", cluster.address, "--storage-path", str(storage), "--algorithm", "random",
-         "--max-trials", "2", "--cpus-per-trial", "1", "--seed", "3"],
-        cwd=tmp_path, capture_output=True, text=True, env=cluster.env, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    sweep = _sweep(spec, cluster, "--storage-path", str(storage), "--seed", "3", env=cluster.env)
+    # Meanwhile a driver without the cluster's token is refused, in one line that says what to set.
+    tokenless = {k: v for k, v in cluster.env.items() if k != "RAY_AUTH_TOKEN"}
+    refused = _sweep(spec, cluster, f"results_dir={tmp_path / 'refused'}",
+                     env={**tokenless, "RAY_AUTH_MODE": "disabled"})
+    out, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0, out[-2000:] + err[-3000:]
+    _, refusal = refused.communicate(timeout=120)
+    last_line = refusal.splitlines()[-1]
+    assert refused.returncode == 2, refusal[-3000:]
+    assert last_line.startswith(f"tao-automl sweep: error: --ray-address {cluster.address}: cannot join")
+    assert "RAY_AUTH_MODE=token" in last_line
 
     with open(tmp_path / "results" / "automl" / "trials.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
