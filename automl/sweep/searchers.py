@@ -38,6 +38,14 @@ class SchedulerAwareOptunaSearch(OptunaSearch):
         self.max_epochs = int(max_epochs)
         self.pruned_trials: List[str] = []
 
+    # HyperBand for BOHB pauses and resumes trials through the searcher; a paused trial simply stays
+    # RUNNING in the study (its intermediate values keep coming when it resumes).
+    def on_pause(self, trial_id: str) -> None:
+        pass
+
+    def on_unpause(self, trial_id: str) -> None:
+        pass
+
     def on_trial_complete(self, trial_id: str, result: Optional[Dict] = None, error: bool = False):
         if (not error and result and trial_id in self._ot_trials and trial_id not in self._completed_trials
                 and int(result.get(TIME_ATTR, self.max_epochs)) < self.max_epochs):
