@@ -33,8 +33,20 @@ COMMANDS = [
 ]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line and exit code 2 like every other bad input (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
+
+
+def one_line(message: object) -> str:
+    """A message that may span lines (e.g. tarfile's per-method list) as one line."""
+    return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="tao-automl",
         description="Train, sweep and deploy RT-DETR detectors from TAO skill specs.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -50,7 +62,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except UserError as error:
-        print(f"tao-automl {args.command}: error: {error}", file=sys.stderr)
+        print(f"tao-automl {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"tao-automl {args.command}: interrupted", file=sys.stderr)

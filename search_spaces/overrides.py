@@ -74,6 +74,8 @@ def load_yaml_file(path: Union[str, Path]) -> Any:
         raise UserError(f"{path}: no such spec file") from None
     except OSError as error:
         raise UserError(f"{path}: cannot read the spec ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not a text (UTF-8) spec file (byte {error.start}: {error.reason})") from None
     return load_yaml_text(text, str(path))
 
 

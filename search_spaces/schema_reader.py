@@ -107,9 +107,16 @@ def read_schema(document: Dict[str, Any], source: str = "<schema>") -> ReadSchem
     """Flatten a parsed schema document."""
     leaves: Dict[str, SchemaLeaf] = {}
     containers: List[str] = []
-    enabled: List[str] = list(_names(document.get("automl_default_parameters")))
-    disabled: List[str] = list(_names(document.get("automl_disabled_parameters")))
-    _walk(document.get("properties", {}), "", leaves, containers, enabled, disabled)
+    try:
+        enabled: List[str] = list(_names(document.get("automl_default_parameters"), "automl_default_parameters"))
+        disabled: List[str] = list(_names(document.get("automl_disabled_parameters"), "automl_disabled_parameters"))
+        _walk(document.get("properties", {}), "", leaves, containers, enabled, disabled)
+    except UserError as error:
+        raise UserError(f"{source}: {error}") from None
+    unknown = [name for name in enabled if name not in leaves and name not in containers]
+    if unknown:
+        raise UserError(f"{source}: automl_default_parameters names {unknown[0]!r}, which is not a key of the "
+                        f"schema; fix the name or remove it")
     return ReadSchema(leaves=leaves, default_parameters=tuple(dict.fromkeys(enabled)),
                       disabled_parameters=tuple(dict.fromkeys(disabled)), containers=tuple(containers),
                       source=source)
@@ -123,8 +130,8 @@ def _walk(properties: Dict[str, Any], prefix: str, leaves: Dict[str, SchemaLeaf]
         name = f"{prefix}{key}"
         if _is_container(node):
             containers.append(name)
-            enabled.extend(_names(node.get("automl_default_parameters")))
-            disabled.extend(_names(node.get("automl_disabled_parameters")))
+            enabled.extend(_names(node.get("automl_default_parameters"), f"{name}.automl_default_parameters"))
+            disabled.extend(_names(node.get("automl_disabled_parameters"), f"{name}.automl_disabled_parameters"))
             if node.get("automl_enabled") is False:
                 disabled.append(name)
             _walk(node["properties"], name + ".", leaves, containers, enabled, disabled)
@@ -138,6 +145,13 @@ def _is_container(node: Dict[str, Any]) -> bool:
 
 def _leaf(name: str, node: Dict[str, Any]) -> SchemaLeaf:
     raw_type = _raw_type(node)
+    bounds = {}
+    for side in ("minimum", "maximum"):
+        bounds[side] = _number(node.get(side))
+        if bounds[side] is None and isinstance(node.get(side), str) and node[side].strip():   # lists: per item
+            raise UserError(f"{name}.{side}: {node[side]!r} is not a number")
+    if bounds["minimum"] is not None and bounds["maximum"] is not None and bounds["minimum"] > bounds["maximum"]:
+        raise UserError(f"{name}: minimum {node['minimum']!r} is above maximum {node['maximum']!r}")
     enum = node.get("enum")
     weights = node.get("option_weights")
     return SchemaLeaf(
@@ -227,5 +241,10 @@ def _flag(value: Any) -> Optional[bool]:
     return None
 
 
-def _names(value: Any) -> List[str]:
-    return [str(v) for v in value] if isinstance(value, list) else []
+def _names(value: Any, where: str = "") -> List[str]:
+    """A list of dotted names; absent is empty, anything else than a list of strings is refused."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UserError(f"{where}: expected a list of dotted key names, got {value!r}"[:300])
+    return list(value)

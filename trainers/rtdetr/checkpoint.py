@@ -49,7 +49,9 @@ def load_checkpoint(path: os.PathLike | str, map_location: str | torch.device = 
         raise UserError(f"{path}: refused to load: the file holds objects other than tensors and plain data "
                         f"({first_line})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise UserError(f"{path}: not a readable PyTorch checkpoint ({str(error).splitlines()[0]})") from None
+        # EOFError of a zero-byte file has no message: the exception's name says it.
+        detail = (str(error).strip().splitlines() or [type(error).__name__ + " (empty or cut-off file)"])[0]
+        raise UserError(f"{path}: not a readable PyTorch checkpoint ({detail})") from None
     if not isinstance(payload, dict):
         raise UserError(f"{path}: not a checkpoint (expected a dict, found {type(payload).__name__})")
     return payload

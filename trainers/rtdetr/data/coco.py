@@ -157,6 +157,12 @@ def load_split(split: str, sources: Sequence[CocoSource], category_map: Category
     if len(table) == 0:
         files = ", ".join(s.json_file for s in sources)
         raise UserError(f"{split}: no usable images in {files} ({report.summary()})")
+    annotations = sum(part["annotations_judged"] for part in parts)
+    if annotations and len(table.boxes) == 0:
+        # Boxes were given and every one was refused for its own fault (not only because its image was
+        # skipped): training or scoring on this split would be meaningless.
+        files = ", ".join(s.json_file for s in sources)
+        raise UserError(f"{split}: none of the {annotations} annotations in {files} is usable ({report.summary()})")
     return table, readers, report
 
 
@@ -201,9 +207,11 @@ def _validate_source(data: Dict[str, Any], source: CocoSource, source_index: int
     labels: Dict[int, List[int]] = {image_id: [] for image_id in images}
     known_ids = {int(e["id"]) for e in data["images"] if isinstance(e, Mapping) and _is_int(e.get("id"))}
     seen_ann_ids = set()
+    judged = 0   # annotations kept or refused for their own fault (not for a skipped image)
     for position, ann in enumerate(data.get("annotations") or []):
         if not isinstance(ann, Mapping) or not _is_int(ann.get("image_id")):
             report.skip("without an integer image_id", f"annotations[{position}]", noun="annotation")
+            judged += 1
             continue
         ann_id = ann.get("id", f"[{position}]")
         if ann_id in seen_ann_ids:
@@ -212,9 +220,11 @@ def _validate_source(data: Dict[str, Any], source: CocoSource, source_index: int
         image_id = int(ann["image_id"])
         if image_id not in known_ids:
             report.skip("for unknown image ids", ann_id, noun="annotation")
+            judged += 1
             continue
         if image_id not in images:
             continue  # the image itself was skipped and counted
+        judged += 1
         if ann.get("iscrowd", 0):
             report.skip("marked iscrowd (crowd regions are not training targets)", ann_id)
             continue
@@ -250,6 +260,7 @@ def _validate_source(data: Dict[str, Any], source: CocoSource, source_index: int
         "sizes": [images[i]["size"] for i in order],
         "boxes": [boxes[i] for i in order],
         "labels": [labels[i] for i in order],
+        "annotations_judged": judged,
     }
 
 

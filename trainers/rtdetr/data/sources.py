@@ -40,7 +40,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
 H5_PREFIX = "h5://"
 
 # Pillow refuses images above ~179 Mpixel as a decompression-bomb guard; detection
-# images are far smaller, so that limit stays as Pillow sets it.
+# images are far smaller, so that limit stays as Pillow sets it.  Its error is not
+# an OSError, so every read catches it with the other unreadable-image errors.
+UNREADABLE_IMAGE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 class ImageReadError(Exception):
@@ -167,7 +169,7 @@ def array_to_rgb(array: np.ndarray, where: str) -> Image.Image:
             with Image.open(io.BytesIO(array.tobytes())) as encoded:
                 encoded.load()
                 return to_rgb(encoded)
-        except (UnidentifiedImageError, OSError) as error:
+        except UNREADABLE_IMAGE_ERRORS as error:
             raise ImageReadError(f"{where}: encoded frame is not a readable image ({error})")
     if array.dtype != np.uint8:
         if np.issubdtype(array.dtype, np.floating) and array.size and float(np.nanmax(array)) <= 1.0:
@@ -229,7 +231,7 @@ class ImageReader:
                 orientation = image.getexif().get(0x0112, 1)
         except FileNotFoundError:
             raise ImageReadError(f"{path}: file not found")
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        except UNREADABLE_IMAGE_ERRORS as error:
             raise ImageReadError(f"{path}: not a readable image ({error})")
         # Orientations 5..8 swap width and height (90 or 270 degree rotations).
         return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
@@ -245,7 +247,7 @@ class ImageReader:
                 return to_rgb(image)
         except FileNotFoundError:
             raise ImageReadError(f"{path}: file not found")
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        except UNREADABLE_IMAGE_ERRORS as error:
             raise ImageReadError(f"{path}: not a readable image ({error})")
 
     def _h5_path(self, stem: str) -> Path:

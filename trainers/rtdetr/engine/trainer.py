@@ -146,7 +146,10 @@ def train(cfg, parts: Optional[Parts] = None, on_epoch_end: Optional[Callable[[D
     num_epochs = int(train_cfg.num_epochs)
     status = run_files.StatusLog(out_dir / run_files.STATUS_FILE, max_epoch=num_epochs)
     if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:   # e.g. results_dir names a file
+            raise UserError(f"results_dir: cannot create {out_dir} ({error.strerror})") from None
         status.write("STARTED", "Starting training")
     tensorboard = TensorBoardLog(out_dir / "tensorboard", enabled=main)
     try:
