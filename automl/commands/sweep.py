@@ -9,6 +9,7 @@ trials.csv, best_spec.yaml, best/, export/model.onnx, mlflow.db, trials/.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from automl.commands import add_spec_arguments
 
@@ -43,6 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="keep every trial's checkpoints (automl.automl_delete_intermediate_ckpt: false)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the sweep in results_dir/automl after an interruption")
+    parser.add_argument("--quantize", action="store_true",
+                        help="also quantize the winner to INT8 ONNX (calibration: dataset.quant_calibration_data_sources, "
+                             "else the validation images) into results_dir/automl/quantize/")
+    parser.add_argument("--distill-from", dest="distill_from", default=None, metavar="TEACHER",
+                        help="retrain the winner's configuration as a student of this teacher checkpoint "
+                             "into results_dir/automl/distill/")
     parser.add_argument("--schema", default=None, help="read the search space from this train schema instead")
     add_spec_arguments(parser, "spec overrides, e.g. train.num_epochs=5 automl.automl_max_recommendations=4")
     parser.set_defaults(handler=run)
@@ -55,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
 def flags_of(args: argparse.Namespace) -> dict:
     flags = {dest: getattr(args, dest, None) for _, dest, _, _ in FLAGS}
     flags["resume"] = bool(getattr(args, "resume", False))
+    flags["quantize"] = bool(getattr(args, "quantize", False))
+    flags["distill_from"] = getattr(args, "distill_from", None)
     if getattr(args, "keep_checkpoints", False):
         flags["delete_intermediate_checkpoints"] = False
     return flags
@@ -66,11 +75,14 @@ def sweep(skill_name: str, spec_path, overrides, flags: dict, schema=None) -> in
     from automl.skills import find_skill
     from automl.spec import load_spec, load_spec_dict
     from automl.sweep import run_sweep, settings_from
+    from trainers.errors import UserError
 
     skill = find_skill(skill_name)
     spec = load_spec_dict(skill, spec_path, overrides, "train")
     load_spec(skill, spec_path, overrides, "train")   # what the trainer itself would refuse, refused now
     settings = settings_from(spec, flags, gpu_count=_gpu_count())
+    if settings.distill_from and not Path(settings.distill_from).is_file():   # fail now, not after the sweep
+        raise UserError(f"--distill-from {settings.distill_from}: file not found")
     space = search_space_for(skill, spec, schema)
     skill_arg = skill_name if "/" not in str(skill_name) else str(skill.root)
     outcome = run_sweep(skill_arg, spec, space, settings)

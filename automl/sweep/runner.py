@@ -10,6 +10,7 @@ state, and finishes the remaining budget.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -64,6 +65,8 @@ def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: Sw
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")   # our trials.csv and MLflow instead
+    # ... so Ray's result analysis finds no result.json / progress.csv, and would say so at the end.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     _start_ray(settings)
 
     table = TrialsTable(settings.automl_dir / "trials.csv", settings.metric)
@@ -154,7 +157,9 @@ def _new_tuner(trainable, space: SearchSpace, settings: SweepSettings):
     run_config = tune.RunConfig(
         name=EXPERIMENT_NAME, storage_path=settings.ray_storage, verbose=0,
         failure_config=tune.FailureConfig(max_failures=settings.max_retries),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2), callbacks=[SweepCallback(settings)])
+        # PBT clones from checkpoints other trials reported a while ago: keep a few.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if settings.algorithm == "pbt" else 2),
+        callbacks=[SweepCallback(settings)])
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
 
 
@@ -190,6 +195,13 @@ def finish(skill: str, spec: Dict[str, Any], settings: SweepSettings, table: Tri
         artifacts.append(outcome.best_spec)
         if outcome.best_checkpoint is not None:
             _deploy(outcome, trial_spec, settings, log)
+            if settings.quantize or settings.distill_from:
+                from .winner import distill_winner, quantize_winner
+
+                if settings.distill_from:
+                    outcome.artifacts["distill"] = distill_winner(skill, outcome, settings, log)
+                if settings.quantize:
+                    outcome.artifacts["quantize"] = quantize_winner(skill, outcome, settings, log)
     for path in (outcome.onnx_file, outcome.engine_file):
         if path is not None:
             artifacts.append(path)

@@ -54,6 +54,8 @@ class SweepSettings:
     storage_path: Optional[str] = None
     mlflow_uri: Optional[str] = None
     resume: bool = False
+    quantize: bool = False            # the winner also gets an INT8 ONNX model (tao-automl quantize)
+    distill_from: Optional[str] = None   # the winner's config is retrained as a student of this teacher
 
     @property
     def mode(self) -> str:
@@ -75,6 +77,8 @@ class SweepSettings:
     @property
     def ray_storage(self) -> str:
         """Where Ray keeps the experiment state (a shared filesystem for clusters)."""
+        if self.storage_path and "://" in self.storage_path:   # s3://, gs://: Ray's own filesystems
+            return self.storage_path
         return str(Path(self.storage_path).resolve()) if self.storage_path else str((self.automl_dir / "ray").resolve())
 
     def better(self, value: Optional[float], than: Optional[float]) -> bool:
