@@ -184,6 +184,9 @@ class SweepTracker:
         for path in map(Path, artifacts):
             if path.is_dir():
                 self._retry(self.client.log_artifacts, parent, str(path), path.name)
+            elif path.is_file() and path.suffix in (".yaml", ".yml"):   # a spec (best_spec.yaml): secrets masked like the params
+                masked = mask_secrets(yaml.safe_load(path.read_text()))
+                self._retry(self.client.log_text, parent, yaml.safe_dump(masked, sort_keys=False), path.name)
             elif path.is_file():
                 self._retry(self.client.log_artifact, parent, str(path))
         self._retry(self.client.set_terminated, parent, SWEEP_STATUSES[status])
