@@ -20,8 +20,9 @@ def max_abs_difference(actual: Detections, expected: Detections, input_size: Tup
     """Largest difference in a score or a box coordinate (in units of the input size, so 1.0 = the full
     width or height) between matched detections; ``inf`` when a detection has no counterpart.
 
-    A detection without a counterpart is forgiven only when it scores within ``tolerance`` of the lowest
-    score the other runtime kept: either runtime may legitimately keep a different one at the top-k cut.
+    Detections scored within ``tolerance`` of the lowest score the other runtime kept are not compared:
+    either runtime may legitimately keep a different one of those at the top-k cut, and among such dense
+    scores the closest candidate need not be the same detection.
     """
     labels_a, boxes_a, scores_a = (np.asarray(x) for x in actual)
     labels_e, boxes_e, scores_e = (np.asarray(x) for x in expected)
@@ -43,10 +44,10 @@ def _one_way(labels, boxes, scores, other_labels, other_boxes, other_scores, tol
     cut = float(other_scores.min()) if other_scores.size else 0.0
     worst = 0.0
     for label, box, score in zip(labels, boxes, scores):
+        if score <= cut + tolerance:
+            continue
         candidates = (other_labels == label) & (np.abs(other_scores - score) <= tolerance)
         if not candidates.any():
-            if score <= cut + tolerance:
-                continue
             return float("inf")
         box_diff = np.abs(other_boxes[candidates] - box).max(axis=1)
         best = int(np.argmin(box_diff))

@@ -52,7 +52,7 @@ MIN_OPSET = 16
 # TorchScript exporter's ceiling; the check reads it from torch when available.
 MAX_OPSET = 20
 TOLERANCE = 1e-3
-FP16_TOLERANCE = 5e-2
+FP16_TOLERANCE = 1e-2
 
 
 @dataclass
