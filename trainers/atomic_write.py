@@ -6,7 +6,9 @@ disk leaves the old file and no temporary behind.
 """
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -23,10 +25,21 @@ def write_atomic(path: os.PathLike | str, write: Callable[[BinaryIO], object]) -
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
+        # A full disk often surfaces as the writer's own error (torch.save: "unexpected pos ..."); name the cause.
+        full = isinstance(error, (OSError, RuntimeError)) and _nearly_full(path.parent)
         Path(tmp).unlink(missing_ok=True)
+        if full and not (isinstance(error, OSError) and error.errno == errno.ENOSPC):
+            raise OSError(errno.ENOSPC, f"No space left on device while writing {path}") from error
         raise
     return path
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < 256 * 1024
+    except OSError:
+        return False
 
 
 def write_text_atomic(path: os.PathLike | str, text: str) -> Path:
