@@ -18,7 +18,7 @@ from trainers.atomic_write import write_text_atomic
 
 FIXED_COLUMNS = ["trial_id", "status", "best_value", "best_epoch", "epochs_run", "wall_seconds", "reason",
                  "trial_dir"]
-STATUSES = ("running", "completed", "pruned", "failed")
+STATUSES = ("running", "completed", "pruned", "failed", "interrupted")
 
 
 @dataclass
@@ -56,15 +56,23 @@ class TrialsTable:
         return [r for r in self.records.values() if r.finished]
 
     def best(self, mode: str = "max") -> Optional[TrialRecord]:
-        """The trial with the best best_value (completed or pruned; failed trials never win)."""
+        """The trial with the best best_value (completed, pruned, or interrupted by a stopped sweep, which
+        keeps its best epoch so far; failed trials never win)."""
         scored = [r for r in self.records.values()
-                  if r.status in ("completed", "pruned") and r.best_value is not None and math.isfinite(r.best_value)]
+                  if r.status in ("completed", "pruned", "interrupted") and r.best_value is not None and math.isfinite(r.best_value)]
         if not scored:
             return None
         # Ties go to a trial that ran to the end.
         if mode == "min":
             return min(scored, key=lambda r: (r.best_value, r.status != "completed"))
         return max(scored, key=lambda r: (r.best_value, r.status == "completed"))
+
+    def mark_interrupted(self) -> None:
+        """Trials still running when the sweep stopped (Ctrl+C): kept with their best so far; --resume
+        runs them again."""
+        for record in self.records.values():
+            if record.status == "running":
+                record.status, record.reason = "interrupted", "the sweep stopped before this trial ended"
 
     def columns(self) -> List[str]:
         names = sorted({name for r in self.records.values() for name in r.values})

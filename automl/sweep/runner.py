@@ -87,6 +87,7 @@ def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: Sw
     try:
         tuner.fit()
     finally:
+        table.mark_interrupted()
         table.save()
     outcome = finish(skill, spec, settings, table, tracker, log)
     outcome.wall_seconds = time.monotonic() - started

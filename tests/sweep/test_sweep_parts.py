@@ -168,3 +168,13 @@ def _running(pid: int) -> bool:
             return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except OSError:
         return False
+
+
+def test_a_stopped_sweep_keeps_its_running_trials_best_so_far(tmp_path):
+    table = TrialsTable(tmp_path / "trials.csv")
+    running = table.get("t1")
+    running.best_value, running.best_epoch, running.epochs_run = 0.3, 2, 3
+    table.get("t2").status = "failed"
+    table.mark_interrupted()
+    assert running.status == "interrupted" and not running.finished
+    assert table.best().trial_id == "t1"
