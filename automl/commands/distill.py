@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from automl.commands import add_spec_arguments
+from automl.commands import add_spec_arguments, finished_line
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,9 +31,5 @@ def run(args: argparse.Namespace) -> int:
     from trainers.rtdetr.engine.trainer import launch
 
     launch(cfg)  # re-executes under torchrun for multi-GPU / multi-node runs
-    summary = run_distill(cfg)
-    best = summary.get("val_mAP50")
-    best_text = f"{best:.4f} (epoch {summary.get('best_epoch')})" if best is not None else "n/a (not validated)"
-    print(f"distillation finished: best val_mAP50 {best_text}; checkpoints, status.json and metrics.jsonl in "
-          f"{summary['train_dir']}")
+    print(finished_line("distillation", run_distill(cfg)))
     return 0

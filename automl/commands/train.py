@@ -12,7 +12,7 @@ import argparse
 
 import sys
 
-from automl.commands import add_spec_arguments
+from automl.commands import add_spec_arguments, finished_line
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,9 +44,5 @@ def run(args: argparse.Namespace) -> int:
     from trainers.rtdetr.engine.trainer import launch, train
 
     launch(cfg)  # re-executes under torchrun for multi-GPU / multi-node runs
-    summary = train(cfg)
-    best = summary.get("val_mAP50")
-    best_text = f"{best:.4f} (epoch {summary.get('best_epoch')})" if best is not None else "n/a (not validated)"
-    print(f"training finished: best val_mAP50 {best_text}; checkpoints, status.json and metrics.jsonl in "
-          f"{summary['train_dir']}")
+    print(finished_line("training", train(cfg)))
     return 0
