@@ -110,7 +110,6 @@ SPEC_KEYS = {
     "automl_max_retries": "max_retries",
     "automl_delete_intermediate_ckpt": "delete_intermediate_checkpoints",
 }
-KNOWN_METRICS = ("val_mAP50", "val_mAP", "val_mAP75", "loss")
 
 
 def settings_from(spec: Mapping[str, Any], flags: Mapping[str, Any], *, gpu_count: int = 0) -> SweepSettings:
