@@ -109,6 +109,7 @@ class SweepCallback(Callback):
         folder = self.settings.trials_dir / trial.trial_id
         record.trial_dir = str(folder)
         if folder.is_dir():
+            remove_stale_temporaries(folder)
             write_text_atomic(folder / FINAL_FILE, json.dumps(
                 {"status": status, "epochs_run": record.epochs_run, "best_value": record.best_value,
                  "best_epoch": record.best_epoch, "reason": reason}))
@@ -145,6 +146,14 @@ def error_reason(trial) -> str:
         if "TrialFailed:" in line:
             return line.split("TrialFailed:", 1)[1].strip()[:500]
     return (lines[-1][:500] if lines else "the trial's worker died")
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """A trainer killed outright (SIGKILL, OOM) mid-write leaves its temporary file (``.NAME.XXXX.tmp``
+    of trainers.atomic_write) behind; the target itself is never half-written.  The trial is over, so
+    nothing is still writing them."""
+    for path in folder.rglob(".*.tmp"):
+        path.unlink(missing_ok=True)
 
 
 def delete_intermediate_checkpoints(folder: Path) -> None:
