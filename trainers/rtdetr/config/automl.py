@@ -24,8 +24,8 @@ class AutomlConfig:
         description="bayesian: Optuna TPE, every trial to the end; random; grid; asha: TPE + asynchronous "
                     "successive halving; hyperband: TPE + HyperBand brackets; bohb: TPE + HyperBand for BOHB; "
                     "pbt: population based training (perturbs lr-like parameters).")
-    automl_sampler: str = param("tpe", enum=["tpe", "gp", "random"], automl_enabled=False,
-                                description="The Optuna sampler behind bayesian / asha / hyperband.")
+    automl_sampler: str = param("tpe", enum=["tpe", "gp", "random", "nsga2"], automl_enabled=False,
+                                description="The Optuna sampler behind bayesian / asha / hyperband (nsga2: NSGA-II).")
     automl_max_recommendations: int = param(8, minimum=1, automl_enabled=False,
                                             description="The number of trials.")
     automl_max_epochs: int = param(0, minimum=0, automl_enabled=False,
@@ -46,6 +46,13 @@ class AutomlConfig:
                                   description="GPUs per trial, fractions allowed (-1: 1 when a GPU exists, else 0).")
     automl_max_retries: int = param(1, minimum=0, automl_enabled=False,
                                     description="Times a failed trial is retried before it counts as failed.")
+    automl_objective: str = param(
+        "map50", enum=["map50", "map50-latency"], automl_enabled=False,
+        description="map50: maximise val_mAP50; map50-latency: also measure each trial's deploy latency "
+                    "(a constraint with automl_latency_budget_ms, else a second objective to minimise).")
+    automl_latency_budget_ms: float = param(
+        0.0, minimum=0.0, automl_enabled=False,
+        description="Deploy latency budget in ms (0: none); trials over it stop and never win.")
     automl_delete_intermediate_ckpt: bool = param(
         True, automl_enabled=False,
         description="Keep only each trial's best checkpoint (the winner's is copied to automl/best/).")
