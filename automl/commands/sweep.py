@@ -30,6 +30,11 @@ FLAGS = [
     ("--ray-address", "ray_address", str, "join this Ray cluster (e.g. 10.0.0.1:6379) instead of a local Ray"),
     ("--storage-path", "storage_path", str, "Ray's experiment folder (a shared filesystem on a cluster)"),
     ("--mlflow-uri", "mlflow_uri", str, "MLflow tracking URI (default: sqlite in results_dir/automl/mlflow.db)"),
+    ("--objective", "objective", str, "map50 (default) | map50-latency: also measure each trial's deploy latency "
+                                      "(automl.automl_objective)"),
+    ("--latency-budget-ms", "latency_budget_ms", float,
+     "latency budget in ms: trials over it stop untrained and never win (automl.automl_latency_budget_ms); "
+     "map50-latency without a budget searches two objectives (needs --algorithm bayesian, random or grid)"),
 ]
 
 
@@ -80,13 +85,29 @@ def sweep(skill_name: str, spec_path, overrides, flags: dict, schema=None) -> in
     skill = find_skill(skill_name)
     spec = load_spec_dict(skill, spec_path, overrides, "train")
     load_spec(skill, spec_path, overrides, "train")   # what the trainer itself would refuse, refused now
-    settings = settings_from(spec, flags, gpu_count=_gpu_count())
+    settings = settings_from(spec, {**flags, "deploy_size": _explicit_export_size(spec_path, overrides)},
+                             gpu_count=_gpu_count())
     if settings.distill_from and not Path(settings.distill_from).is_file():   # fail now, not after the sweep
         raise UserError(f"--distill-from {settings.distill_from}: file not found")
-    space = search_space_for(skill, spec, schema)
+    if settings.latency_aware:   # the knobs that trade accuracy for speed join the space
+        from automl.sweep.latency_space import latency_search_space
+
+        space = latency_search_space(skill, spec, schema, settings.deploy_size)
+    else:
+        space = search_space_for(skill, spec, schema)
     skill_arg = skill_name if "/" not in str(skill_name) else str(skill.root)
     outcome = run_sweep(skill_arg, spec, space, settings)
     return 0 if outcome.best is not None else 1
+
+
+def _explicit_export_size(spec_path, overrides):
+    """The deploy size when the user's own spec or overrides set export.input_height / input_width."""
+    from automl.sweep.latency import explicit_export_size
+    from search_spaces.overrides import apply_overrides, load_yaml_file
+
+    user = load_yaml_file(spec_path) if spec_path is not None else {}
+    user = apply_overrides(user if isinstance(user, dict) else {}, [o for o in overrides if o.startswith("export.")])
+    return explicit_export_size(user)
 
 
 def _gpu_count() -> int:

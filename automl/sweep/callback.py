@@ -19,8 +19,8 @@ from search_spaces.optuna_space import without_helper_parameters
 from trainers.atomic_write import write_text_atomic
 
 from .records import TrialRecord, TrialsTable
-from .settings import SweepSettings
-from .trial import BEST_CHECKPOINT, FINAL_FILE, TIME_ATTR
+from .settings import LATENCY_METRIC, SweepSettings
+from .trial import BEST_CHECKPOINT, FINAL_FILE, OVER_BUDGET, TIME_ATTR
 
 Log = Callable[[str], None]
 
@@ -66,6 +66,7 @@ class SweepCallback(Callback):
         record.values = trial_values(trial.config)
         record.trial_dir = str(self.settings.trials_dir / trial.trial_id)
         record.status = "running"
+        record.attempts = trial.run_metadata.num_failures + 1   # a retry starts the trial again
         self._started.setdefault(trial.trial_id, time.monotonic() - record.wall_seconds)
         self.table.save()
         if self.tracker is not None:
@@ -74,6 +75,13 @@ class SweepCallback(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         record = self.table.get(trial.trial_id)
         if record.finished:
+            return
+        if result.get(LATENCY_METRIC) is not None:   # measured once, carried by every result of the trial
+            record.latency_ms = float(result[LATENCY_METRIC])
+            record.latency_runtime = str(result.get("latency_runtime") or "")
+        if result.get(OVER_BUDGET):   # stopped before training: nothing to rank, only the latency to keep
+            if self.tracker is not None:
+                self.tracker.log_epoch(trial.trial_id, {LATENCY_METRIC: record.latency_ms}, step=0)
             return
         value = result.get(self.settings.metric)
         epoch = int(result.get("epoch", result.get(TIME_ATTR, 1) - 1))
@@ -85,6 +93,10 @@ class SweepCallback(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         last = trial.last_result or {}
+        if last.get(OVER_BUDGET):
+            self._finish(trial, "over_budget", f"latency {float(last.get(LATENCY_METRIC, 0)):.2f} ms > budget "
+                                               f"{self.settings.latency_budget_ms:g} ms; not trained")
+            return
         status = "completed" if int(last.get(TIME_ATTR, 0)) >= self.settings.max_epochs else "pruned"
         self._finish(trial, status, "" if status == "completed" else
                      f"stopped by the {self.settings.algorithm} scheduler after {last.get(TIME_ATTR, 0)} epochs")
@@ -119,7 +131,8 @@ class SweepCallback(Callback):
         if self.tracker is not None:
             self.tracker.finish_trial(trial.trial_id, status=status, best_value=record.best_value,
                                       best_epoch=record.best_epoch, epochs_run=record.epochs_run,
-                                      wall_seconds=record.wall_seconds, reason=reason)
+                                      wall_seconds=record.wall_seconds, reason=reason,
+                                      attempts=record.attempts)
         self.log(progress_line(record, self.table, self.settings))
 
 
@@ -175,7 +188,9 @@ def progress_line(record: TrialRecord, table: TrialsTable, settings: SweepSettin
     best = table.best(settings.mode)
     best_text = "" if best is None else f" | best so far {best.best_value:.4f} ({best.trial_id})"
     shown = ", ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in sorted(record.values.items()))
-    reason = f" [{record.reason}]" if record.status == "failed" else ""
+    reason = f" [{record.reason}]" if record.status in ("failed", "over_budget") else ""
+    if record.latency_ms is not None:
+        value += f" latency {record.latency_ms:.1f} ms"
     return (f"[{finished}/{settings.max_trials}] {record.trial_id} {record.status:<9} {settings.metric} {value} "
             f"epochs {record.epochs_run} {record.wall_seconds:.0f}s  {shown}{reason}{best_text}")
 

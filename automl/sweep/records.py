@@ -16,9 +16,12 @@ from typing import Any, Dict, List, Optional
 
 from trainers.atomic_write import write_text_atomic
 
-FIXED_COLUMNS = ["trial_id", "status", "best_value", "best_epoch", "epochs_run", "wall_seconds", "reason",
-                 "trial_dir"]
-STATUSES = ("running", "completed", "pruned", "failed", "interrupted")
+FIXED_COLUMNS = ["trial_id", "status", "best_value", "best_epoch", "epochs_run", "attempts", "wall_seconds",
+                 "reason", "trial_dir"]
+STATUSES = ("running", "completed", "pruned", "failed", "interrupted", "over_budget")
+# Only when latency is measured (--objective map50-latency): after the outcome columns.
+LATENCY_COLUMNS = ["latency_ms", "latency_runtime"]
+FINISHED_STATUSES = ("completed", "pruned", "failed", "over_budget")
 
 
 @dataclass
@@ -29,13 +32,17 @@ class TrialRecord:
     best_value: Optional[float] = None
     best_epoch: Optional[int] = None
     epochs_run: int = 0
+    attempts: int = 1   # 1 + the retries it took (automl_max_retries)
     wall_seconds: float = 0.0
     reason: str = ""
     trial_dir: str = ""
+    latency_ms: Optional[float] = None   # the model's deploy latency (latency objective), see sweep/latency.py
+    latency_runtime: str = ""
 
     @property
     def finished(self) -> bool:
-        return self.status in ("completed", "pruned", "failed")
+        """over_budget: stopped after measuring, never trained (the latency budget was exceeded)."""
+        return self.status in FINISHED_STATUSES
 
 
 class TrialsTable:
@@ -62,10 +69,13 @@ class TrialsTable:
                   if r.status in ("completed", "pruned", "interrupted") and r.best_value is not None and math.isfinite(r.best_value)]
         if not scored:
             return None
-        # Ties go to a trial that ran to the end.
+        # Ties go to a trial that ran to the end, then to the faster model.
+        def latency(record: TrialRecord) -> float:
+            return record.latency_ms if record.latency_ms is not None else math.inf
+
         if mode == "min":
-            return min(scored, key=lambda r: (r.best_value, r.status != "completed"))
-        return max(scored, key=lambda r: (r.best_value, r.status == "completed"))
+            return min(scored, key=lambda r: (r.best_value, r.status != "completed", latency(r)))
+        return max(scored, key=lambda r: (r.best_value, r.status == "completed", -latency(r)))
 
     def mark_interrupted(self) -> None:
         """Trials still running when the sweep stopped (Ctrl+C): kept with their best so far; --resume
@@ -77,7 +87,8 @@ class TrialsTable:
     def columns(self) -> List[str]:
         names = sorted({name for r in self.records.values() for name in r.values})
         fixed = [c if c != "best_value" else f"best_{self.metric}" for c in FIXED_COLUMNS]
-        return fixed[:2] + names + fixed[2:]   # id, status, the sampled values, then the outcome
+        latency = LATENCY_COLUMNS if any(r.latency_ms is not None for r in self.records.values()) else []
+        return fixed[:2] + names + fixed[2:4] + latency + fixed[4:]   # id, status, sampled values, outcome
 
     def save(self) -> Path:
         buffer = io.StringIO()
@@ -87,8 +98,11 @@ class TrialsTable:
         for record in sorted(self.records.values(), key=lambda r: r.trial_id):
             row = {**record.values, "trial_id": record.trial_id, "status": record.status,
                    f"best_{self.metric}": _number(record.best_value), "best_epoch": _number(record.best_epoch),
-                   "epochs_run": record.epochs_run, "wall_seconds": f"{record.wall_seconds:.1f}",
-                   "reason": record.reason, "trial_dir": record.trial_dir}
+                   "epochs_run": record.epochs_run, "attempts": record.attempts,
+                   "wall_seconds": f"{record.wall_seconds:.1f}",
+                   "reason": record.reason, "trial_dir": record.trial_dir,
+                   "latency_ms": "" if record.latency_ms is None else f"{record.latency_ms:.3f}",
+                   "latency_runtime": record.latency_runtime}
             writer.writerow([row.get(c, "") for c in columns])
         write_text_atomic(self.path, buffer.getvalue())
         return self.path
@@ -97,13 +111,15 @@ class TrialsTable:
         with open(self.path, newline="") as handle:
             rows = list(csv.DictReader(handle))
         best_column = f"best_{self.metric}"
-        fixed = set(FIXED_COLUMNS) | {best_column}
+        fixed = set(FIXED_COLUMNS) | {best_column} | set(LATENCY_COLUMNS)
         for row in rows:
             record = TrialRecord(
                 trial_id=row["trial_id"], status=row.get("status") or "running",
                 best_value=_parse(row.get(best_column)), best_epoch=_parse_int(row.get("best_epoch")),
                 epochs_run=_parse_int(row.get("epochs_run")) or 0, wall_seconds=_parse(row.get("wall_seconds")) or 0.0,
                 reason=row.get("reason") or "", trial_dir=row.get("trial_dir") or "",
+                attempts=_parse_int(row.get("attempts")) or 1,
+                latency_ms=_parse(row.get("latency_ms")), latency_runtime=row.get("latency_runtime") or "",
                 values={k: _value(v) for k, v in row.items() if k not in fixed and v != ""})
             self.records[record.trial_id] = record
 

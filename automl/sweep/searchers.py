@@ -8,11 +8,19 @@ Two things differ from using ``OptunaSearch`` as it comes:
   as COMPLETE with its low-fidelity score (Ray's OptunaSearch does the latter,
   hpo_anchors.md 1.3): TPE would otherwise rank an epoch-1 mAP next to final ones.
   Its intermediate values are still reported, which TPE uses to order pruned trials.
+
+Latency (``--objective map50-latency``, see :mod:`.latency`): every trial's
+``latency_ms`` is set as an Optuna user attribute before it is told.  With a
+budget the samplers that take constraints (TPE, GP, NSGA-II) get
+:class:`LatencyConstraint`, which reads it, and a trial stopped for being over
+the budget is told COMPLETE at the worst value, infeasible; without a budget
+the study has two objectives (metric, latency_ms) and a multi-objective
+sampler (multi-objective TPE, or NSGA-II with ``--sampler nsga2``).
 """
 from __future__ import annotations
 
 import itertools
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
@@ -20,10 +28,25 @@ from ray.tune.search.optuna import OptunaSearch
 from search_spaces.optuna_space import INDEX_SUFFIX, QUANTILE_SUFFIX, define_by_run
 from search_spaces.parameters import SearchSpace
 
-from .settings import SweepSettings
-from .trial import TIME_ATTR
+from .settings import LATENCY_METRIC, SweepSettings
+from .trial import OVER_BUDGET, TIME_ATTR
 
 GRID_POINTS = 3   # values per numeric parameter in a grid search
+LATENCY_ATTR = "latency_ms"   # Optuna user attribute a trial's latency is kept in
+
+
+class LatencyConstraint:
+    """Optuna ``constraints_func``: ``latency_ms - budget`` (feasible when <= 0).  A class, not a
+    closure: Ray pickles the searcher, sampler included, to resume a sweep."""
+
+    def __init__(self, budget_ms: float):
+        self.budget_ms = float(budget_ms)
+
+    def __call__(self, trial: optuna.trial.FrozenTrial) -> Tuple[float]:
+        latency = trial.user_attrs.get(LATENCY_ATTR)
+        if latency is None:   # never measured (should not happen for a told trial): not known to fit
+            return (self.budget_ms,)
+        return (float(latency) - self.budget_ms,)
 
 
 class SchedulerAwareOptunaSearch(OptunaSearch):
@@ -47,7 +70,15 @@ class SchedulerAwareOptunaSearch(OptunaSearch):
         pass
 
     def on_trial_complete(self, trial_id: str, result: Optional[Dict] = None, error: bool = False):
-        if (not error and result and trial_id in self._ot_trials and trial_id not in self._completed_trials
+        known = trial_id in self._ot_trials and trial_id not in self._completed_trials
+        if known and result and result.get(LATENCY_METRIC) is not None:   # read by LatencyConstraint
+            self._ot_trials[trial_id].set_user_attr(LATENCY_ATTR, float(result[LATENCY_METRIC]))
+        if not error and result and known and result.get(OVER_BUDGET):
+            # Never trained: COMPLETE at the worst value, and infeasible through the constraint.
+            self._ot_study.tell(self._ot_trials[trial_id], _worst(self.mode))
+            self._completed_trials.add(trial_id)
+            return
+        if (not error and result and known and not isinstance(self.metric, list)
                 and int(result.get(TIME_ATTR, self.max_epochs)) < self.max_epochs):
             self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
             self._completed_trials.add(trial_id)
@@ -57,6 +88,8 @@ class SchedulerAwareOptunaSearch(OptunaSearch):
 
 
 def build_sampler(settings: SweepSettings, space: SearchSpace) -> optuna.samplers.BaseSampler:
+    """The seeded sampler; with a latency budget it takes :class:`LatencyConstraint` where it can
+    (random and grid sampling ignore constraints: the budget still stops and disqualifies trials)."""
     seed = settings.seed
     if settings.algorithm == "random" or settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -64,16 +97,29 @@ def build_sampler(settings: SweepSettings, space: SearchSpace) -> optuna.sampler
         return optuna.samplers.GridSampler(grid_space(space), seed=seed)
     # A third of the budget explores at random before the model takes over (10 at most, Optuna's default).
     startup = max(2, min(10, settings.max_trials // 3))
+    constraints = LatencyConstraint(settings.latency_budget_ms) if settings.latency_budget_ms is not None else None
+    if settings.sampler == "nsga2":
+        # Generations of a few trials: a sweep has tens of trials, not NSGA-II's default 50 per generation.
+        return optuna.samplers.NSGAIISampler(population_size=max(4, min(50, settings.max_trials // 3)), seed=seed,
+                                             constraints_func=constraints)
     if settings.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup, deterministic_objective=False)
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup, deterministic_objective=False,
+                                         constraints_func=constraints)
+    # Multi-objective TPE when the study has two objectives: the same settings.
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True,
-                                      n_ei_candidates=24)
+                                      n_ei_candidates=24, constraints_func=constraints)
 
 
 def build_searcher(settings: SweepSettings, space: SearchSpace) -> SchedulerAwareOptunaSearch:
+    """One metric, or [metric, latency_ms] with modes [max, min] for a two-objective sweep."""
     return SchedulerAwareOptunaSearch(
-        space=define_by_run(space), metric=settings.metric, mode=settings.mode,
+        space=define_by_run(space), metric=settings.metrics, mode=settings.modes,
         sampler=build_sampler(settings, space), seed=settings.seed, max_epochs=settings.max_epochs)
+
+
+def _worst(mode: str) -> float:
+    """The worst value of a single objective (an over-budget trial is only ever single-objective)."""
+    return 0.0 if mode == "max" else float("inf")
 
 
 def grid_space(space: SearchSpace) -> Dict[str, List[Any]]:

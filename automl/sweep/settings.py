@@ -14,6 +14,12 @@ hyperband  TPE                            HyperBand (synchronous brackets)
 bohb       TPE                            HyperBand for BOHB
 pbt        Random start                   Population based training
 =========  =============================  ===================================
+
+Objectives (``--objective``, see :mod:`.latency`): ``map50`` ranks trials by val_mAP50 alone;
+``map50-latency`` also measures each trial's deploy latency.  With ``--latency-budget-ms`` latency
+is a constraint (any algorithm); without a budget the search has two objectives (maximise
+val_mAP50, minimise latency_ms), which only the algorithms without a one-metric scheduler can run
+(``MULTI_OBJECTIVE_ALGORITHMS``).
 """
 from __future__ import annotations
 
@@ -21,12 +27,16 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Tuple
 
 from trainers.errors import UserError
 
 ALGORITHMS = ("bayesian", "random", "grid", "asha", "hyperband", "bohb", "pbt")
-SAMPLERS = ("tpe", "gp", "random")
+SAMPLERS = ("tpe", "gp", "random", "nsga2")
+OBJECTIVES = ("map50", "map50-latency")
+# Algorithms whose scheduler never ranks trials (FIFO): the only ones a two-objective search can use.
+MULTI_OBJECTIVE_ALGORITHMS = ("bayesian", "random", "grid")
+LATENCY_METRIC = "latency_ms"
 # Schedulers that pause or clone trials: they need each epoch's checkpoint.
 CHECKPOINTING_ALGORITHMS = ("hyperband", "bohb", "pbt")
 EARLY_STOPPING_ALGORITHMS = ("asha", "hyperband", "bohb")
@@ -56,6 +66,29 @@ class SweepSettings:
     resume: bool = False
     quantize: bool = False            # the winner also gets an INT8 ONNX model (tao-automl quantize)
     distill_from: Optional[str] = None   # the winner's config is retrained as a student of this teacher
+    objective: str = "map50"          # map50 | map50-latency (latency measured per trial, see .latency)
+    latency_budget_ms: Optional[float] = None   # latency as a constraint: trials over it stop and never win
+    latency_iterations: int = 20      # timed runs per latency measurement (after a few warm-up runs)
+    deploy_size: Optional[Tuple[int, int]] = None   # the user's export.input_height x input_width, if set
+
+    @property
+    def latency_aware(self) -> bool:
+        """Each trial's deploy latency is measured."""
+        return self.objective == "map50-latency"
+
+    @property
+    def multi_objective(self) -> bool:
+        """Two objectives (val_mAP50 up, latency_ms down): latency measured and no budget to constrain."""
+        return self.latency_aware and self.latency_budget_ms is None
+
+    @property
+    def metrics(self) -> list:
+        """The searcher's metric(s): one name, or [metric, latency_ms] for a two-objective search."""
+        return [self.metric, LATENCY_METRIC] if self.multi_objective else self.metric
+
+    @property
+    def modes(self) -> list:
+        return [self.mode, "min"] if self.multi_objective else self.mode
 
     @property
     def mode(self) -> str:
@@ -109,6 +142,8 @@ SPEC_KEYS = {
     "gpus_per_trial": "gpus_per_trial",
     "automl_max_retries": "max_retries",
     "automl_delete_intermediate_ckpt": "delete_intermediate_checkpoints",
+    "automl_objective": "objective",
+    "automl_latency_budget_ms": "latency_budget_ms",
 }
 
 
@@ -134,6 +169,7 @@ def settings_from(spec: Mapping[str, Any], flags: Mapping[str, Any], *, gpu_coun
         max_epochs = int(spec.get("train", {}).get("num_epochs", 1))
     values["max_epochs"] = max_epochs * multiplier
     values["grace_period"] = int(values.get("grace_period", 1)) * multiplier
+    _latency_values(values, flags)
     if float(values.get("gpus_per_trial", -1)) < 0:
         values["gpus_per_trial"] = 1.0 if gpu_count > 0 else 0.0
     results_dir = spec.get("results_dir") or ""
@@ -143,6 +179,17 @@ def settings_from(spec: Mapping[str, Any], flags: Mapping[str, Any], *, gpu_coun
     settings = SweepSettings(results_dir=Path(results_dir).resolve(), **values)
     check(settings, gpu_count)
     return settings
+
+
+def _latency_values(values: dict, flags: Mapping[str, Any]) -> None:
+    """The spec's ``automl_latency_budget_ms: 0`` is "no budget" (a flag of 0 is refused by the check);
+    a budget makes latency part of the objective unless ``--objective`` says otherwise (then an error)."""
+    budget = values.get("latency_budget_ms")
+    if budget is not None and flags.get("latency_budget_ms") is None and float(budget) == 0:
+        budget = None
+    values["latency_budget_ms"] = None if budget is None else float(budget)
+    if budget is not None and flags.get("objective") is None:
+        values["objective"] = "map50-latency"
 
 
 def check(settings: SweepSettings, gpu_count: int) -> None:
@@ -169,5 +216,28 @@ def check(settings: SweepSettings, gpu_count: int) -> None:
         raise UserError(f"--gpus-per-trial {settings.gpus_per_trial}: above 1, whole GPUs only")
     if settings.max_retries < 0:
         raise UserError(f"automl.automl_max_retries must be >= 0 (got {settings.max_retries})")
+    check_objective(settings)
     if not settings.metric or settings.metric.startswith("-"):
         raise UserError(f"automl.metric: {settings.metric!r} is not a metric name (e.g. val_mAP50)")
+
+
+def check_objective(settings: SweepSettings) -> None:
+    """The objective, the budget and the algorithm must fit together."""
+    if settings.objective not in OBJECTIVES:
+        raise UserError(f"--objective {settings.objective}: expected one of {', '.join(OBJECTIVES)}")
+    budget = settings.latency_budget_ms
+    if budget is not None and not (math.isfinite(budget) and budget > 0):
+        raise UserError(f"--latency-budget-ms {budget:g}: a budget must be a positive number of milliseconds")
+    if budget is not None and settings.objective != "map50-latency":
+        raise UserError(f"--latency-budget-ms {budget:g} needs --objective map50-latency (automl.automl_objective), "
+                        f"not {settings.objective}")
+    if settings.latency_iterations < 1:
+        raise UserError(f"latency_iterations {settings.latency_iterations}: at least one timed run")
+    if settings.multi_objective:
+        if settings.algorithm not in MULTI_OBJECTIVE_ALGORITHMS:
+            raise UserError(
+                f"--objective map50-latency without --latency-budget-ms searches two objectives, but the "
+                f"{settings.algorithm} scheduler ranks trials by one metric: use --algorithm "
+                f"{', '.join(MULTI_OBJECTIVE_ALGORITHMS)}, or give --latency-budget-ms to keep {settings.algorithm}")
+        if settings.sampler == "gp":
+            raise UserError("--sampler gp: the two-objective search uses tpe (multi-objective TPE) or nsga2")

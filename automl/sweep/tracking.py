@@ -35,7 +35,9 @@ REASON_TAG = "tao_automl.reason"
 PARENT_TAG = "mlflow.parentRunId"
 SECRET_MARKERS = ("encryption_key", "token", "password", "secret", "api_key")
 MASK = "*****"
-TRIAL_STATUSES = {"completed": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}  # -> MLflow run status
+TRIAL_STATUSES = {"completed": "FINISHED", "pruned": "KILLED", "failed": "FAILED",   # -> MLflow run status
+                  "over_budget": "KILLED"}   # over the latency budget: stopped before training
+PARETO_TAG = "tao_automl.pareto_front"
 SWEEP_STATUSES = {"completed": "FINISHED", "interrupted": "KILLED", "killed": "KILLED", "failed": "FAILED"}
 # MLflow already waits 20 s (busy_timeout) inside each write; this bounds the retries on top of it.
 LOCK_WAIT_SECONDS = 60.0
@@ -191,6 +193,26 @@ class SweepTracker:
                 self._retry(self.client.log_artifact, parent, str(path))
         self._retry(self.client.set_terminated, parent, SWEEP_STATUSES[status])
 
+    def log_pareto_front(self, front: Iterable[dict], path: Union[str, Path, None] = None) -> None:
+        """A two-objective sweep's front on the parent run: the ids as a tag, one step per front point
+        (fastest first) of ``pareto_<metric>`` and ``pareto_latency_ms``, pareto.csv as an artifact;
+        each front trial's child run is tagged ``tao_automl.pareto_front: true``.
+
+        ``front``: dicts with ``trial_id``, ``value`` and ``latency_ms``.
+        """
+        parent = self._require_parent()
+        front = list(front)
+        for step, point in enumerate(front):
+            self._log_metrics(parent, {f"pareto_{self.metric}": point["value"], "pareto_latency_ms": point["latency_ms"]},
+                              step=step)
+            child = self._children.get(str(point["trial_id"]))
+            if child:
+                self._log_metrics(child, {}, step=0, tags={PARETO_TAG: "true"})
+        self._log_metrics(parent, {"pareto_front_size": len(front)}, step=0,
+                          tags={PARETO_TAG: ",".join(str(p["trial_id"]) for p in front)[:5000]})
+        if path is not None and Path(path).is_file():
+            self._retry(self.client.log_artifact, parent, str(path))
+
     # -- trials ------------------------------------------------------------------------------------
     def start_trial(self, trial_id: str, params: dict, *, run_name: Optional[str] = None) -> str:
         """The child run of ``trial_id``: created once, the same run again on resume (set RUNNING)."""
@@ -220,14 +242,16 @@ class SweepTracker:
         steps.add(int(step))
 
     def finish_trial(self, trial_id: str, *, status: str, best_value, best_epoch, epochs_run: int,
-                     wall_seconds: float, reason: str = "") -> None:
-        """Summary metrics (best_<metric>, best_epoch, epochs_run, wall_seconds), status tags, run terminated."""
+                     wall_seconds: float, reason: str = "", attempts: int = 1) -> None:
+        """Summary metrics (best_<metric>, best_epoch, epochs_run, wall_seconds, attempts: 1 + retries), status
+        tags, run terminated."""
         if status not in TRIAL_STATUSES:
             raise ValueError(f"trial status {status!r}: expected one of {sorted(TRIAL_STATUSES)}")
         run_id = self._child(trial_id)
         one_line = " ".join(str(reason or "").split())[:1000]
         self._log_metrics(run_id, {f"best_{self.metric}": best_value, "best_epoch": best_epoch,
-                                   "epochs_run": epochs_run, "wall_seconds": wall_seconds}, step=0,
+                                   "epochs_run": epochs_run, "wall_seconds": wall_seconds, "attempts": attempts},
+                          step=0,
                           tags={STATUS_TAG: status, REASON_TAG: one_line})
         self._retry(self.client.set_terminated, run_id, TRIAL_STATUSES[status])
 
@@ -269,7 +293,7 @@ class SweepTracker:
         if run_id not in self._logged_steps:
             steps: Set[int] = set()
             for key in self._retry(self.client.get_run, run_id).data.metrics:
-                if key.startswith("best_") or key in ("epochs_run", "wall_seconds"):
+                if key.startswith("best_") or key in ("epochs_run", "wall_seconds", "attempts"):
                     continue
                 steps.update(m.step for m in self._retry(self.client.get_metric_history, run_id, key))
             self._logged_steps[run_id] = steps

@@ -31,6 +31,8 @@ from search_spaces.overrides import apply_values
 from trainers.atomic_write import write_text_atomic
 
 from .child import TrainingProcess, training_command
+from .latency import Latency, LatencyFailed, trial_latency
+from .latency_space import INPUT_SIZE, apply_latency_rules
 from .settings import SweepSettings
 
 SPEC_FILE = "spec.yaml"
@@ -44,6 +46,7 @@ TRAINER_TIME_FILE = "trainer_time.json"
 # Ray schedulers count epochs through this result key (not training_iteration, which restarts at 1
 # when a trial is started again without a Ray checkpoint).
 TIME_ATTR = "epochs_done"
+OVER_BUDGET = "over_budget"   # result key of a trial stopped because its model is over the latency budget
 POLL_SECONDS = 0.5
 
 
@@ -67,7 +70,9 @@ def trial_spec(context: TrialContext, values: Dict[str, Any], folder: Path) -> D
     Validation runs every epoch: the scheduler needs the metric at each rung.
     """
     settings = context.settings
-    spec = apply_values(context.base_spec, values)
+    spec = apply_values(context.base_spec, {k: v for k, v in values.items() if k != INPUT_SIZE})
+    if settings.latency_aware:   # input_size -> spatial/export sizes; eval_idx, feat_channels, num_select kept consistent
+        apply_latency_rules(spec, values, context.base_spec)
     spec["results_dir"] = str(folder)
     train = spec.setdefault("train", {})
     train["num_epochs"] = settings.max_epochs
@@ -106,10 +111,12 @@ def read_epochs(folder: Path) -> List[Dict[str, Any]]:
     return records
 
 
-def result_of(record: Dict[str, Any], metric: str) -> Dict[str, Any]:
-    """A metrics.jsonl record as a Tune result: numbers only, the metric never missing."""
+def result_of(record: Dict[str, Any], metric: str, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """A metrics.jsonl record as a Tune result: numbers only (plus ``extra``: the trial's latency), the
+    metric never missing."""
     result = {k: float(v) for k, v in record.items()
               if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
+    result.update(extra or {})
     result["epoch"] = int(record["epoch"])
     result[TIME_ATTR] = int(record["epoch"]) + 1
     if metric not in result:
@@ -133,25 +140,38 @@ def run_trial(config: Dict[str, Any], context: TrialContext) -> None:
     if checkpoint is not None:
         already_reported = _from_checkpoint(checkpoint, folder, spec, settings)
     spec_file = write_spec(spec, folder / SPEC_FILE)
+    cwd = Path(context.cwd) if context.cwd and Path(context.cwd).is_dir() else None
+
+    latency = None
+    if settings.latency_aware:   # measured before training: a model over the budget is not worth training
+        try:
+            latency = trial_latency(spec, spec_file, folder, threads=max(1, int(settings.cpus_per_trial)),
+                                    iterations=settings.latency_iterations, fixed_size=settings.deploy_size,
+                                    skill=context.skill, cwd=cwd)
+        except LatencyFailed as error:
+            raise TrialFailed(str(error)) from None
+        if latency.over(settings.latency_budget_ms):
+            tune.report(over_budget_result(latency, settings))
+            return
+    extra = latency.result_fields() if latency is not None else {}
 
     final = folder / FINAL_FILE
     if final.is_file():   # finished before the driver was restarted: replay, do not train again
         recorded = json.loads(final.read_text())
         for record in read_epochs(folder)[: int(recorded.get("epochs_run", 0))]:
             if record["epoch"] > already_reported:
-                tune.report(result_of(record, settings.metric))
+                tune.report(result_of(record, settings.metric, extra))
         return
 
     env = dict(os.environ)
     threads = str(max(1, int(settings.cpus_per_trial)))
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONUNBUFFERED="1")
-    cwd = Path(context.cwd) if context.cwd and Path(context.cwd).is_dir() else None
     started = time.time()
     process = TrainingProcess(training_command(context.skill, spec_file), folder / LOG_FILE, env=env, cwd=cwd)
     try:
-        already_reported = _follow(process, folder, settings, already_reported, tune)
+        already_reported = _follow(process, folder, settings, already_reported, tune, extra)
         code = process.process.wait()
-        already_reported = _follow(process, folder, settings, already_reported, tune)   # the last lines
+        already_reported = _follow(process, folder, settings, already_reported, tune, extra)   # the last lines
         if code != 0:
             raise TrialFailed(failure_reason(process.last_lines(), code))
     finally:
@@ -159,14 +179,23 @@ def run_trial(config: Dict[str, Any], context: TrialContext) -> None:
         _add_trainer_time(folder, started, time.time())
 
 
-def _follow(process: TrainingProcess, folder: Path, settings: SweepSettings, reported: int, tune) -> int:
+def over_budget_result(latency: Latency, settings: SweepSettings) -> Dict[str, Any]:
+    """The one result of a trial whose model is over the latency budget: no epoch trained (the scheduler
+    records no rung), the metric at its worst (Tune requires it), ``over_budget`` for the driver and the
+    searcher (which tells Optuna an infeasible trial)."""
+    worst = 0.0 if settings.mode == "max" else float("inf")
+    return {settings.metric: worst, TIME_ATTR: 0, OVER_BUDGET: 1.0, **latency.result_fields()}
+
+
+def _follow(process: TrainingProcess, folder: Path, settings: SweepSettings, reported: int, tune,
+            extra: Optional[Dict[str, Any]] = None) -> int:
     """Report new epochs until the trainer exits; returns the last epoch reported."""
     while True:
         running = process.poll() is None
         for record in read_epochs(folder):
             if record["epoch"] <= reported:
                 continue
-            result = result_of(record, settings.metric)
+            result = result_of(record, settings.metric, extra)
             if settings.algorithm in ("hyperband", "bohb", "pbt"):
                 _report_with_checkpoint(result, folder, settings, tune)
             else:
