@@ -176,10 +176,14 @@ def _tracker(settings: SweepSettings, spec: Dict[str, Any], space: SearchSpace, 
 def finish(skill: str, spec: Dict[str, Any], settings: SweepSettings, table: TrialsTable, tracker,
            log: Log) -> SweepOutcome:
     """Keep the winner: best/, best_spec.yaml, the ONNX export and (where possible) a TensorRT engine."""
-    best = table.best(settings.mode)
+    best, front_files = table.best(settings.mode), []
+    if settings.multi_objective:   # pareto.csv, MLflow; the front's most accurate trial wins (pareto.py)
+        from .pareto import keep_front
+
+        best, front_files = keep_front(table, settings, tracker, log)
     outcome = SweepOutcome(best=best, trials=sorted(table.records.values(), key=lambda r: r.trial_id),
                            automl_dir=settings.automl_dir)
-    artifacts: List[Path] = [table.path]
+    artifacts: List[Path] = [table.path] + front_files
     if best is not None:
         folder = Path(best.trial_dir)
         best_dir = settings.automl_dir / "best"
@@ -218,6 +222,10 @@ def _deploy(outcome: SweepOutcome, trial_spec: Dict[str, Any], settings: SweepSe
     from trainers.rtdetr.export import export_onnx
 
     height, width = (trial_spec.get("dataset", {}).get("augmentation", {}).get("eval_spatial_size") or [640, 640])
+    if settings.latency_aware:   # the shape its latency was measured at (latency.py)
+        from .latency import deploy_shape
+
+        height, width, _ = deploy_shape(trial_spec, settings.deploy_size)
     onnx_file = settings.automl_dir / "export" / "model.onnx"
     report = export_onnx(outcome.best_checkpoint, onnx_file, input_height=int(height), input_width=int(width),
                          opset_version=17, log=None)
@@ -247,12 +255,18 @@ def _print_summary(outcome: SweepOutcome, settings: SweepSettings, table: Trials
     if best is None:
         log(f"no trial produced a {settings.metric}: see the reasons above and in {table.path}")
     else:
+        latency = "" if best.latency_ms is None else f", latency {best.latency_ms:.2f} ms ({best.latency_runtime})"
         log(f"best trial {best.trial_id}: {settings.metric} {best.best_value:.4f} at epoch {best.best_epoch} "
-            f"({best.status}, {best.epochs_run} epochs)")
+            f"({best.status}, {best.epochs_run} epochs{latency})")
         for name, path in (("best checkpoint", outcome.best_checkpoint), ("best spec", outcome.best_spec),
                            ("ONNX model", outcome.onnx_file), ("TensorRT engine", outcome.engine_file)):
             if path is not None:
                 log(f"  {name}: {path}")
+    if settings.multi_objective:
+        from .pareto import PARETO_FILE, format_front, pareto_front
+
+        log(format_front(pareto_front(list(table.records.values()), settings.mode), settings.metric))
+        log(f"pareto.csv: {settings.automl_dir / PARETO_FILE} (the most accurate front trial is exported)")
     log(f"trials.csv: {table.path}")
     log(f"disk used by the sweep: {_disk_usage(settings.automl_dir) / 1e6:.1f} MB in {settings.automl_dir}")
     if settings.mlflow_uri:
