@@ -10,10 +10,12 @@ state, and finishes the remaining budget.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -30,6 +32,7 @@ from .settings import SweepSettings
 from .trial import BEST_CHECKPOINT, SPEC_FILE, TrialContext, run_trial
 
 EXPERIMENT_NAME = "sweep"
+TIMINGS_FILE = "timings.json"   # where the driver's own time went (benchmarks/bench_sweep.py reads it)
 Log = Callable[[str], None]
 
 
@@ -46,6 +49,7 @@ class SweepOutcome:
     engine_file: Optional[Path] = None
     wall_seconds: float = 0.0
     artifacts: Dict[str, Any] = field(default_factory=dict)
+    timings: Dict[str, float] = field(default_factory=dict)   # phase -> seconds (see run_sweep)
 
 
 def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: SweepSettings,
@@ -67,10 +71,20 @@ def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: Sw
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")   # our trials.csv and MLflow instead
     # ... so Ray's result analysis finds no result.json / progress.csv, and would say so at the end.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    _start_ray(settings)
+    # MLflow's import and its SQLite store (creation + migrations: seconds) need no Ray: they run
+    # while a local ray.init waits for its processes.  Joining a cluster is quick and may fail on a
+    # bad address: then nothing is written before it has worked.
+    timings: Dict[str, float] = {"started_unix": time.time()}
+    if settings.ray_address:
+        _timed(timings, "ray_start", _start_ray, settings)
+        tracker = _timed(timings, "mlflow_store", _tracker, settings, spec, space, log)
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-store") as pool:
+            tracker_ready = pool.submit(_timed, timings, "mlflow_store", _tracker, settings, spec, space, log)
+            _timed(timings, "ray_start", _start_ray, settings)
+            tracker = tracker_ready.result()
 
     table = TrialsTable(settings.automl_dir / "trials.csv", settings.metric)
-    tracker = _tracker(settings, spec, space, log)
     attach(settings, table, tracker, log)
 
     context = TrialContext(skill=skill, base_spec=spec, settings=settings, cwd=os.getcwd())
@@ -84,14 +98,29 @@ def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: Sw
     log(f"sweep: {settings.algorithm}, {settings.max_trials} trials x up to {settings.max_epochs} epochs, "
         f"{_concurrency(settings)} at a time, {resources['cpu']:g} CPU / {resources['gpu']:g} GPU each; "
         f"{len(space.parameters)} parameters: {', '.join(space.names())}")
+    timings["setup"] = time.monotonic() - started   # imports, spec checks, Ray, MLflow, the Tuner
+    fit_started = time.monotonic()
     try:
         tuner.fit()
     finally:
+        timings["fit"] = time.monotonic() - fit_started
         table.mark_interrupted()
         table.save()
+    finish_started = time.monotonic()
     outcome = finish(skill, spec, settings, table, tracker, log)
+    outcome.timings.update(timings, finish=time.monotonic() - finish_started)
     outcome.wall_seconds = time.monotonic() - started
+    outcome.timings["run_sweep"] = outcome.wall_seconds
+    write_text_atomic(settings.automl_dir / TIMINGS_FILE, json.dumps(outcome.timings, indent=1))
     return outcome
+
+
+def _timed(timings: Dict[str, float], name: str, function, *args):
+    began = time.monotonic()
+    try:
+        return function(*args)
+    finally:
+        timings[name] = time.monotonic() - began
 
 
 def _check_fresh_or_resume(settings: SweepSettings, experiment: Path) -> None:
@@ -139,6 +168,22 @@ def _concurrency(settings: SweepSettings) -> int:
     return max(1, min(by_cpu, by_gpu, settings.max_trials))
 
 
+def _live_trials(settings: SweepSettings) -> int:
+    """Tune's max_concurrent_trials: how many trials may be live (running, pending or paused) at once.
+
+    HyperBand and BOHB halve a bracket only when every trial of it has reached the rung; with fewer live
+    trials than a bracket holds, Ray would halve a partial bracket (stopping nothing) or wait for trials
+    that can never start.  Their brackets are filled first; the cores still bound how many run at once
+    (a paused trial holds none).
+    """
+    live = _concurrency(settings)
+    if settings.algorithm in ("hyperband", "bohb"):
+        from .schedulers import largest_bracket
+
+        live = max(live, min(settings.max_trials, largest_bracket(settings.max_epochs, settings.reduction_factor)))
+    return live
+
+
 def _new_tuner(trainable, space: SearchSpace, settings: SweepSettings):
     from ray import tune
 
@@ -153,7 +198,7 @@ def _new_tuner(trainable, space: SearchSpace, settings: SweepSettings):
         search_alg, param_space = build_searcher(settings, space), {}
     tune_config = tune.TuneConfig(
         search_alg=search_alg, scheduler=build_scheduler(settings, space), num_samples=settings.max_trials,
-        max_concurrent_trials=_concurrency(settings), reuse_actors=False,
+        max_concurrent_trials=_live_trials(settings), reuse_actors=False,
         trial_dirname_creator=lambda trial: trial.trial_id, trial_name_creator=lambda trial: trial.trial_id)
     run_config = tune.RunConfig(
         name=EXPERIMENT_NAME, storage_path=settings.ray_storage, verbose=0,
@@ -199,7 +244,7 @@ def finish(skill: str, spec: Dict[str, Any], settings: SweepSettings, table: Tri
         shutil.copy2(outcome.best_spec, best_dir / "best_spec.yaml")
         artifacts.append(outcome.best_spec)
         if outcome.best_checkpoint is not None:
-            _deploy(outcome, trial_spec, settings, log)
+            _timed(outcome.timings, "export", _deploy, outcome, trial_spec, settings, log)
             if settings.quantize or settings.distill_from:
                 from .winner import distill_winner, quantize_winner
 
@@ -210,6 +255,8 @@ def finish(skill: str, spec: Dict[str, Any], settings: SweepSettings, table: Tri
     for path in (outcome.onnx_file, outcome.engine_file):
         if path is not None:
             artifacts.append(path)
+    from .report import report_after_sweep   # report.html + PNGs; a failure is one warning line, never fatal
+    artifacts += report_after_sweep(skill, settings, log)
     if tracker is not None:
         summary = None if best is None else {
             "trial_id": best.trial_id, "value": best.best_value, "epoch": best.best_epoch, "values": best.values}

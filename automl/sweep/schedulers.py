@@ -1,11 +1,13 @@
 """Who stops, pauses or perturbs running trials: Ray Tune's schedulers, counted in epochs."""
 from __future__ import annotations
 
+import math
 import random
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from ray.tune.schedulers import (ASHAScheduler, FIFOScheduler, HyperBandForBOHB, HyperBandScheduler,
                                  PopulationBasedTraining, TrialScheduler)
+from ray.tune.schedulers.hyperband import _Bracket
 
 from search_spaces.parameters import SearchSpace
 
@@ -23,15 +25,87 @@ def build_scheduler(settings: SweepSettings, space: SearchSpace) -> TrialSchedul
         return ASHAScheduler(**common, max_t=settings.max_epochs, grace_period=settings.grace_period,
                              reduction_factor=settings.reduction_factor)
     if algorithm == "hyperband":
-        return HyperBandScheduler(**common, max_t=settings.max_epochs, reduction_factor=settings.reduction_factor)
+        return FullRungsHyperBand(**common, max_t=settings.max_epochs, reduction_factor=settings.reduction_factor)
     if algorithm == "bohb":
-        return HyperBandForBOHB(**common, max_t=settings.max_epochs, reduction_factor=settings.reduction_factor)
+        return FullRungsHyperBandForBOHB(**common, max_t=settings.max_epochs,
+                                         reduction_factor=settings.reduction_factor)
     if algorithm == "pbt":
         return PopulationBasedTraining(
             **common, perturbation_interval=max(1, settings.grace_period),
             hyperparam_mutations=pbt_mutations(space, settings.seed), quantile_fraction=0.25,
             resample_probability=0.25, perturbation_factors=(1.25, 0.8), synch=False)
     return FIFOScheduler()
+
+
+def hyperband_rungs(max_t: int, eta: int, s: int) -> List[int]:
+    """The epochs at which bracket ``s`` (``s`` halvings) compares its trials: R * eta^(i - s) rounded up,
+    the last one always ``max_t`` (HyperBand, Li et al. 2018).
+
+    Ray's own brackets start at int(R * eta^-s) and multiply by eta, so with R=3, eta=2 a bracket's
+    last rung is 2 and its survivors are stopped one epoch short of the budget (and reported as pruned).
+    """
+    return [min(max_t, max(1, math.ceil(max_t * eta ** (i - s) - 1e-9))) for i in range(s + 1)]
+
+
+def largest_bracket(max_t: int, eta: int) -> int:
+    """Trials in HyperBand's most aggressive bracket: they must all be live (running, pending or paused)
+    before its first halving, so the sweep may not hold fewer live trials than this."""
+    s_max_1 = int(round(math.log(max_t) / math.log(eta))) + 1
+    return int(math.ceil(eta ** (s_max_1 - 1)))
+
+
+class _FullRungsBracket(_Bracket):
+    """A Ray bracket whose rungs are :func:`hyperband_rungs`: survivors of the last halving reach max_t."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._rungs = hyperband_rungs(int(self._max_t_attr), int(self._eta), int(self._halves))
+
+    def successive_halving(self, metric, metric_op):
+        halves_before = self._halves
+        good, bad = super().successive_halving(metric, metric_op)
+        if self._halves < halves_before:   # moved up one rung
+            self._r = self._cumul_r = self._rungs[len(self._rungs) - 1 - self._halves]
+        return good, bad
+
+
+class _FullRungsMixin:
+    """Ray's HyperBand with :func:`hyperband_rungs` and the most aggressive bracket first.
+
+    Ray's HyperBandScheduler fills bracket s=0 (no early stopping at all) first, so a sweep of a handful of
+    trials never stops anything; the paper runs s = s_max down to 0, and so does Ray's HyperBandForBOHB
+    (it asks for brackets by aggressiveness already: ``_bracket_order_reversed`` False).
+    """
+
+    _bracket_order_reversed = True
+
+    def _aggressiveness(self, s: int) -> int:
+        return self._s_max_1 - 1 - s if self._bracket_order_reversed else s
+
+    def _create_bracket(self, s):
+        halvings = self._aggressiveness(s)
+        n0 = int(math.ceil(self._s_max_1 / (halvings + 1) * self._eta ** halvings))
+        rungs = hyperband_rungs(self._max_t_attr, self._eta, halvings)
+        return _FullRungsBracket(time_attr=self._time_attr, max_trials=n0, init_t_attr=rungs[0],
+                                 max_t_attr=self._max_t_attr, eta=self._eta, s=halvings,
+                                 stop_last_trials=self._stop_last_trials)
+
+    def _init_rungs(self) -> None:
+        self._get_r0 = lambda s: hyperband_rungs(self._max_t_attr, self._eta, self._aggressiveness(s))[0]
+
+
+class FullRungsHyperBand(_FullRungsMixin, HyperBandScheduler):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_rungs()
+
+
+class FullRungsHyperBandForBOHB(_FullRungsMixin, HyperBandForBOHB):
+    _bracket_order_reversed = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_rungs()
 
 
 def pbt_mutations(space: SearchSpace, seed: int) -> Dict[str, Any]:
@@ -44,7 +118,6 @@ def pbt_mutations(space: SearchSpace, seed: int) -> Dict[str, Any]:
             continue
         low, high = parameter.bounds(space.base_values)
         if parameter.log:
-            import math
             mutations[parameter.name] = (lambda lo=low, hi=high: math.exp(rng.uniform(math.log(lo), math.log(hi))))
         else:
             mutations[parameter.name] = (lambda lo=low, hi=high: rng.uniform(lo, hi))

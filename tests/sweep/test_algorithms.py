@@ -1,0 +1,160 @@
+"""Every search algorithm end to end on a real local Ray, doing what it claims (grid: tests/faults, asha:
+test_sweep_run.py).
+
+- hyperband / bohb stop trials at their rungs, and the trials that survive the last halving reach the
+  sweep's full epoch budget (Ray's own brackets ended at 2 of 3 epochs with reduction factor 2);
+- pbt exploits: a trial continues from its donor's checkpoint (its epochs go on from the donor's) with a
+  perturbed learning rate;
+- bayesian (TPE) is seeded: two sweeps with one seed propose the same configurations; gp runs;
+- random samples distinct values inside the space's bounds and runs every trial to the end.
+
+The sweeps run in this process through ``run_sweep`` and share one local Ray (``run_sweep`` joins a Ray
+that is already up), with the smallest trials (tiny_sweep.py), to keep the module at a few minutes.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+import yaml
+
+from automl.sweep.schedulers import hyperband_rungs
+
+from .tiny_sweep import tiny_sweep_spec
+
+
+# -------------------------------------------------------------------------------------------- fast
+def test_hyperband_rungs_end_at_the_full_budget_and_grow_by_the_reduction_factor():
+    assert hyperband_rungs(3, 2, 2) == [1, 2, 3]     # Ray's own bracket: [0, 0, 0] (skipped)
+    assert hyperband_rungs(3, 2, 1) == [2, 3]        # Ray's own: [1, 2], stopping survivors at 2 of 3
+    assert hyperband_rungs(5, 2, 1) == [3, 5]        # Ray's own: [2, 4]
+    assert hyperband_rungs(81, 3, 4) == [1, 3, 9, 27, 81]
+    assert hyperband_rungs(9, 3, 0) == [9]
+
+
+@pytest.mark.parametrize("algorithm", ["hyperband", "bohb"])
+def test_hyperband_and_bohb_fill_their_most_aggressive_bracket_first(algorithm):
+    """Ray's HyperBand fills the bracket without early stopping first; a small sweep would then stop nothing."""
+    from ray.tune.experiment import Trial
+
+    from automl.sweep.schedulers import build_scheduler
+    from automl.sweep.settings import SweepSettings
+    from search_spaces.parameters import SearchSpace
+
+    settings = SweepSettings(results_dir=Path("unused"), algorithm=algorithm, max_epochs=3, reduction_factor=2)
+    scheduler = build_scheduler(settings, SearchSpace(parameters=()))
+    brackets = []
+    for index in range(4 + 3 + 3):
+        trial = Trial("function", trial_id=f"t{index}", stub=True)
+        scheduler.on_trial_add(None, trial)
+        bracket = scheduler._trial_info[trial][0]
+        if not brackets or brackets[-1] is not bracket:
+            brackets.append(bracket)
+    assert [(b._n0, b._rungs) for b in brackets] == [(4, [1, 2, 3]), (3, [2, 3]), (3, [3])]
+
+
+# -------------------------------------------------------------------------------------------- slow
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for every sweep of this module (ray.init costs seconds)."""
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024 * 1024,
+                 configure_logging=True, logging_level="ERROR")
+    yield
+    if started_here:
+        ray.shutdown()
+
+
+def _sweep(root: Path, flags: Dict, *, epochs: int, searched=("train.optim.lr", "train.optim.weight_decay")):
+    """``tao-automl sweep`` as the command does it, in this process; returns (outcome, trials.csv rows)."""
+    from automl.search_space import search_space_for
+    from automl.skills import find_skill
+    from automl.spec import load_spec_dict
+    from automl.sweep import run_sweep, settings_from
+
+    spec_file = tiny_sweep_spec(root, epochs=epochs, searched=searched, train_count=8, val_count=4)
+    skill = find_skill("rtdetr")
+    spec = load_spec_dict(skill, spec_file, [], "train")
+    settings = settings_from(spec, {"cpus_per_trial": 1.0, "max_retries": 0, **flags})
+    outcome = run_sweep("rtdetr", spec, search_space_for(skill, spec, None), settings, log=print)
+    with open(settings.automl_dir / "trials.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return outcome, rows
+
+
+def _epochs(row: Dict[str, str]) -> List[dict]:
+    path = Path(row["trial_dir"]) / "train" / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["hyperband", "bohb"])
+def test_hyperband_and_bohb_stop_trials_at_their_rungs_and_survivors_reach_the_budget(tmp_path, local_ray,
+                                                                                     algorithm):
+    # 3 epochs, reduction factor 2: the first bracket holds 4 trials with rungs at 1, 2 and 3 epochs.
+    outcome, rows = _sweep(tmp_path, {"algorithm": algorithm, "max_trials": 4, "reduction_factor": 2, "seed": 3},
+                           epochs=3)
+    assert len(rows) == 4
+    by_status = sorted((r["status"], int(r["epochs_run"])) for r in rows)
+    assert by_status == [("completed", 3), ("pruned", 1), ("pruned", 1), ("pruned", 2)], by_status
+    survivor = next(r for r in rows if r["status"] == "completed")
+    # Paused at each rung and resumed from its own checkpoint: one unbroken curve, each epoch once.
+    assert [e["epoch"] for e in _epochs(survivor)] == [0, 1, 2]
+    assert outcome.best is not None and outcome.onnx_file is not None and outcome.onnx_file.is_file()
+
+
+@pytest.mark.slow
+def test_pbt_continues_a_trial_from_its_donors_checkpoint_with_a_perturbed_learning_rate(tmp_path, local_ray):
+    outcome, rows = _sweep(tmp_path, {"algorithm": "pbt", "max_trials": 2, "grace_period": 1, "seed": 0},
+                           epochs=3, searched=("train.optim.lr",))
+    assert len(rows) == 2 and all(r["status"] == "completed" for r in rows), rows
+    exploits = [json.loads(line) for path in Path(outcome.automl_dir).rglob("pbt_global.txt")
+                for line in path.read_text().splitlines() if line.strip()]
+    assert exploits, "PBT never exploited a donor"
+    _, _, _, _, donor_config, new_config = exploits[0]
+    assert new_config["train.optim.lr"] != pytest.approx(donor_config["train.optim.lr"], rel=1e-9)
+
+    exploiters = []
+    for row in rows:
+        spec = yaml.safe_load((Path(row["trial_dir"]) / "spec.yaml").read_text())
+        resumed = spec["train"].get("resume_training_checkpoint_path") or ""
+        if resumed.endswith("donor/model_latest.pth"):
+            exploiters.append((row, spec))
+    assert exploiters, "no trial was restarted from a donor's checkpoint"
+    for row, spec in exploiters:
+        assert spec["train"]["resume_with_spec_hyperparameters"] is True
+        first_epoch = _epochs(row)[0]["epoch"]
+        assert first_epoch >= 1, "the trial restarted from scratch instead of from the donor's weights"
+        assert first_epoch + len(_epochs(row)) == 3
+
+
+@pytest.mark.slow
+def test_bayesian_tpe_with_one_seed_proposes_the_same_configurations_and_gp_runs(tmp_path, local_ray):
+    flags = {"algorithm": "bayesian", "max_trials": 2, "seed": 11, "max_concurrent": 1}
+    _, first = _sweep(tmp_path / "a", flags, epochs=1)
+    _, again = _sweep(tmp_path / "b", flags, epochs=1)
+    names = ("train.optim.lr", "train.optim.weight_decay")
+    proposed = [[float(r[n]) for n in names] for r in first]
+    assert proposed == [[float(r[n]) for n in names] for r in again]
+    assert proposed[0] != proposed[1]
+
+    _, gp = _sweep(tmp_path / "gp", {"algorithm": "bayesian", "sampler": "gp", "max_trials": 3, "seed": 11}, epochs=1)
+    assert len(gp) == 3 and all(r["status"] == "completed" for r in gp), gp
+
+
+@pytest.mark.slow
+def test_random_search_samples_distinct_values_inside_the_bounds_and_runs_every_trial_to_the_end(tmp_path,
+                                                                                                 local_ray):
+    outcome, rows = _sweep(tmp_path, {"algorithm": "random", "max_trials": 3, "seed": 5}, epochs=2)
+    assert [r["status"] for r in rows] == ["completed"] * 3 and all(int(r["epochs_run"]) == 2 for r in rows)
+    lrs = [float(r["train.optim.lr"]) for r in rows]
+    assert len(set(lrs)) == 3
+    base_lr = 1e-3   # tiny preset; the schema searches learning rates one decade either side
+    assert all(base_lr / 10 <= lr <= base_lr * 10 for lr in lrs), lrs
+    assert outcome.best is not None and outcome.best.best_value == max(float(r["best_val_mAP50"] or 0) for r in rows)
