@@ -11,16 +11,17 @@ Two things differ from using ``OptunaSearch`` as it comes:
 
 Latency (``--objective map50-latency``, see :mod:`.latency`): every trial's
 ``latency_ms`` is set as an Optuna user attribute before it is told.  With a
-budget the samplers that take constraints (TPE, GP, NSGA-II) get
-:class:`LatencyConstraint`, which reads it, and a trial stopped for being over
-the budget is told COMPLETE at the worst value, infeasible; without a budget
+budget each trial also gets the constraint ``latency_ms - budget`` (Optuna 5's
+``Trial.set_constraint``, which replaced the deprecated ``constraints_func``;
+TPE, GP and NSGA-II read it, feasible when <= 0), and a trial stopped for being
+over the budget is told COMPLETE at the worst value, infeasible; without a budget
 the study has two objectives (metric, latency_ms) and a multi-objective
 sampler (multi-objective TPE, or NSGA-II with ``--sampler nsga2``).
 """
 from __future__ import annotations
 
 import itertools
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
@@ -35,18 +36,9 @@ GRID_POINTS = 3   # values per numeric parameter in a grid search
 LATENCY_ATTR = "latency_ms"   # Optuna user attribute a trial's latency is kept in
 
 
-class LatencyConstraint:
-    """Optuna ``constraints_func``: ``latency_ms - budget`` (feasible when <= 0).  A class, not a
-    closure: Ray pickles the searcher, sampler included, to resume a sweep."""
-
-    def __init__(self, budget_ms: float):
-        self.budget_ms = float(budget_ms)
-
-    def __call__(self, trial: optuna.trial.FrozenTrial) -> Tuple[float]:
-        latency = trial.user_attrs.get(LATENCY_ATTR)
-        if latency is None:   # never measured (should not happen for a told trial): not known to fit
-            return (self.budget_ms,)
-        return (float(latency) - self.budget_ms,)
+def latency_violation(latency_ms: float, budget_ms: float) -> float:
+    """The constraint value Optuna gets: feasible (<= 0) when the model fits the budget."""
+    return float(latency_ms) - float(budget_ms)
 
 
 class SchedulerAwareOptunaSearch(OptunaSearch):
@@ -56,9 +48,10 @@ class SchedulerAwareOptunaSearch(OptunaSearch):
     scheduler (the trainer always runs its epochs to the end).
     """
 
-    def __init__(self, *args, max_epochs: int, **kwargs):
+    def __init__(self, *args, max_epochs: int, latency_budget_ms: Optional[float] = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.max_epochs = int(max_epochs)
+        self.latency_budget_ms = latency_budget_ms
         self.pruned_trials: List[str] = []
 
     # HyperBand for BOHB pauses and resumes trials through the searcher; a paused trial simply stays
@@ -71,8 +64,11 @@ class SchedulerAwareOptunaSearch(OptunaSearch):
 
     def on_trial_complete(self, trial_id: str, result: Optional[Dict] = None, error: bool = False):
         known = trial_id in self._ot_trials and trial_id not in self._completed_trials
-        if known and result and result.get(LATENCY_METRIC) is not None:   # read by LatencyConstraint
-            self._ot_trials[trial_id].set_user_attr(LATENCY_ATTR, float(result[LATENCY_METRIC]))
+        if known and result and result.get(LATENCY_METRIC) is not None:
+            trial = self._ot_trials[trial_id]
+            trial.set_user_attr(LATENCY_ATTR, float(result[LATENCY_METRIC]))
+            if self.latency_budget_ms is not None:   # before tell: the samplers read it from the told trial
+                trial.set_constraint(LATENCY_ATTR, latency_violation(result[LATENCY_METRIC], self.latency_budget_ms))
         if not error and result and known and result.get(OVER_BUDGET):
             # Never trained: COMPLETE at the worst value, and infeasible through the constraint.
             self._ot_study.tell(self._ot_trials[trial_id], _worst(self.mode))
@@ -88,8 +84,8 @@ class SchedulerAwareOptunaSearch(OptunaSearch):
 
 
 def build_sampler(settings: SweepSettings, space: SearchSpace) -> optuna.samplers.BaseSampler:
-    """The seeded sampler; with a latency budget it takes :class:`LatencyConstraint` where it can
-    (random and grid sampling ignore constraints: the budget still stops and disqualifies trials)."""
+    """The seeded sampler (TPE, GP and NSGA-II use a latency budget's constraint; random and grid
+    sampling ignore it: the budget still stops and disqualifies trials)."""
     seed = settings.seed
     if settings.algorithm == "random" or settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -97,24 +93,22 @@ def build_sampler(settings: SweepSettings, space: SearchSpace) -> optuna.sampler
         return optuna.samplers.GridSampler(grid_space(space), seed=seed)
     # A third of the budget explores at random before the model takes over (10 at most, Optuna's default).
     startup = max(2, min(10, settings.max_trials // 3))
-    constraints = LatencyConstraint(settings.latency_budget_ms) if settings.latency_budget_ms is not None else None
     if settings.sampler == "nsga2":
         # Generations of a few trials: a sweep has tens of trials, not NSGA-II's default 50 per generation.
-        return optuna.samplers.NSGAIISampler(population_size=max(4, min(50, settings.max_trials // 3)), seed=seed,
-                                             constraints_func=constraints)
+        return optuna.samplers.NSGAIISampler(population_size=max(4, min(50, settings.max_trials // 3)), seed=seed)
     if settings.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup, deterministic_objective=False,
-                                         constraints_func=constraints)
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup, deterministic_objective=False)
     # Multi-objective TPE when the study has two objectives: the same settings.
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True,
-                                      n_ei_candidates=24, constraints_func=constraints)
+                                      n_ei_candidates=24)
 
 
 def build_searcher(settings: SweepSettings, space: SearchSpace) -> SchedulerAwareOptunaSearch:
     """One metric, or [metric, latency_ms] with modes [max, min] for a two-objective sweep."""
     return SchedulerAwareOptunaSearch(
         space=define_by_run(space), metric=settings.metrics, mode=settings.modes,
-        sampler=build_sampler(settings, space), seed=settings.seed, max_epochs=settings.max_epochs)
+        sampler=build_sampler(settings, space), seed=settings.seed, max_epochs=settings.max_epochs,
+        latency_budget_ms=settings.latency_budget_ms)
 
 
 def _worst(mode: str) -> float:
