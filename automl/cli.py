@@ -30,6 +30,7 @@ COMMANDS = [
     "quantize",
     "gen_trt_engine",
     "ui",
+    "report",
 ]
 
 
