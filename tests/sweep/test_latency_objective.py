@@ -250,8 +250,8 @@ def test_a_measurement_is_reused_for_the_same_architecture_only(tmp_path):
 
 @pytest.mark.slow
 def test_a_budgeted_sweep_stops_models_over_budget_and_its_winner_fits(tmp_path):
-    """Tiny trials on a local Ray (about 2 minutes on 2 idle cores): the budget sits between the
-    resnet_18 model and the resnet_50 one, so the seed's first two trials give one of each."""
+    """Tiny trials on a local Ray (about 2 minutes on 2 idle cores, 4 on busy ones): the budget sits
+    between the resnet_18 model and the resnet_50 one, and the seed's first two trials give one of each."""
     from automl.sweep.latency import measure_model_latency
 
     spec_file = tiny_sweep_spec(tmp_path, epochs=1, train_count=8, val_count=4,
@@ -261,13 +261,13 @@ def test_a_budgeted_sweep_stops_models_over_budget_and_its_winner_fits(tmp_path)
     budget = round(fast.latency_ms * 1.35, 2)   # resnet_50 takes about twice as long
     done = subprocess.run(
         [sys.executable, "-m", "automl.cli", "sweep", "--skill", "rtdetr", "-e", str(spec_file),
-         "--latency-budget-ms", str(budget), "--algorithm", "asha", "--max-trials", "4", "--max-concurrent", "1",
+         "--latency-budget-ms", str(budget), "--algorithm", "asha", "--max-trials", "3", "--max-concurrent", "1",
          "--seed", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr[-3000:]
     automl = tmp_path / "results" / "automl"
     rows = list(csv.DictReader((automl / "trials.csv").open()))
-    assert len(rows) == 4 and all(row["latency_ms"] and row["latency_runtime"] == "onnxruntime" for row in rows)
+    assert len(rows) == 3 and all(row["latency_ms"] and row["latency_runtime"] == "onnxruntime" for row in rows)
     over = [r for r in rows if r["status"] == "over_budget"]
     fitting = [r for r in rows if r["status"] in ("completed", "pruned")]
     assert over and fitting, [(r["status"], r["model.backbone"], r["latency_ms"]) for r in rows]
@@ -277,7 +277,8 @@ def test_a_budgeted_sweep_stops_models_over_budget_and_its_winner_fits(tmp_path)
     assert all(float(r["latency_ms"]) <= budget for r in fitting)
 
     best_spec = yaml.safe_load((automl / "best_spec.yaml").read_text())
-    winner = max(fitting, key=lambda r: float(r["best_val_mAP50"]))
+    # The best val_mAP50 among the trials that fit; on a tie (1-epoch trials often score alike) the faster.
+    winner = max(fitting, key=lambda r: (float(r["best_val_mAP50"]), -float(r["latency_ms"])))
     assert best_spec["model"]["backbone"] == winner["model.backbone"]
     assert f"latency {float(winner['latency_ms']):.2f} ms" in done.stdout
     assert (automl / "export" / "model.onnx").is_file()
