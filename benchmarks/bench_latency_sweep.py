@@ -86,6 +86,7 @@ def default_latency(spec_file: Path, args) -> dict:
 
 def run_sweep(name: str, spec: dict, searched: list, budget: float, args) -> dict:
     folder = args.out / name
+    folder.mkdir(parents=True, exist_ok=True)
     spec = json.loads(json.dumps(spec))
     spec["results_dir"] = str(folder / "results")
     spec["automl"] = {"hyperparameters": searched + [INPUT_SIZE_KEY],
