@@ -37,8 +37,8 @@ from tests.model.test_export_and_checkpoints import TINY
 LR, WD = "train.optim.lr", "train.optim.weight_decay"
 # trial id -> (status, lr, weight decay, best val_mAP50, epochs run, latency ms)
 TRIALS = {
-    "t0001_00000": ("completed", 1.0e-3, 1.0e-4, 0.42, 2, 31.5),
-    "t0001_00001": ("completed", 3.0e-4, 5.0e-4, 0.55, 2, 48.0),
+    "t0001_00000": ("completed", 1.0e-3, 1.0e-4, 0.42, 2, 45.5),    # over the 40 ms budget
+    "t0001_00001": ("completed", 3.0e-4, 5.0e-4, 0.55, 2, 33.0),
     "t0001_00002": ("pruned", 5.0e-5, 2.0e-4, 0.08, 1, 22.0),
     "t0001_00003": ("completed", 2.0e-3, 1.0e-5, 0.31, 2, 19.5),
     "t0001_00004": ("failed", 8.0e-4, 3.0e-5, None, 0, None),
@@ -69,7 +69,7 @@ def trained(tmp_path_factory) -> SimpleNamespace:
                         "batch_size": 4, "workers": 1,
                         "augmentation": {"eval_spatial_size": [INPUT, INPUT], "train_spatial_size": [INPUT, INPUT]}},
             "train": {"num_epochs": 2, "optim": {"lr": 1e-3, "weight_decay": 1e-4}},
-            "inference": {"conf_threshold": 0.3}}
+            "inference": {"conf_threshold": 0.5}}
     epochs = [{"epoch": 0, "loss": 9.5, "val_mAP": 0.1, "val_mAP50": 0.2, "val_mAP75": 0.05}]
     return SimpleNamespace(spec=spec, checkpoint=checkpoint, epochs=epochs)
 
@@ -113,14 +113,25 @@ def make_sweep(root: Path, trained: SimpleNamespace, trials: Dict[str, tuple] = 
             writer.writerow(["trial_id", "val_mAP50", "latency_ms"])
             writer.writerows([t, trials[t][3], trials[t][5]] for t in front)
     if mlflow:
-        from automl.sweep.tracking import SweepTracker
-
-        settings = SweepSettings(results_dir=results.resolve(), algorithm="asha", max_trials=len(trials), max_epochs=2)
-        tracker = SweepTracker(settings.tracking_uri)
-        tracker.start_sweep(str(settings.results_dir), run_name="sweep results", spec=trained.spec, space=SPACE,
-                            settings={**settings.to_json(), **({"latency_budget_ms": budget} if latency else {})})
+        tracker = start_tracking(results, trained, latency=latency, budget=budget, trials=len(trials))
         tracker.finish_sweep(best={"trial_id": WINNER, "value": trials[WINNER][3], "epoch": 1}, artifacts=[])
     return results
+
+
+def sweep_settings(results: Path, *, latency: bool = False, budget: float = 40.0, trials: int = len(TRIALS)):
+    extra = dict(objective="map50-latency", latency_budget_ms=budget) if latency else {}
+    return SweepSettings(results_dir=results.resolve(), algorithm="asha", max_trials=trials, max_epochs=2, **extra)
+
+
+def start_tracking(results: Path, trained: SimpleNamespace, **settings_args):
+    """The sweep's MLflow parent run, as run_sweep starts it (spec, search space, settings)."""
+    from automl.sweep.tracking import SweepTracker
+
+    settings = sweep_settings(results, **settings_args)
+    tracker = SweepTracker(settings.tracking_uri)
+    tracker.start_sweep(str(settings.results_dir), run_name="sweep results", spec=trained.spec, space=SPACE,
+                        settings=settings.to_json())
+    return tracker
 
 
 class PageParser(HTMLParser):
@@ -252,7 +263,7 @@ def test_report_uses_the_space_from_mlflow_and_is_logged_to_the_parent_run(full_
 def test_winner_section_names_the_winner_and_its_latency(full_report):
     text = "".join(full_report.page.text)
     assert f"Retrain it: tao-automl train --skill rtdetr -e {full_report.results / 'automl' / 'best_spec.yaml'}" in text
-    assert "latency (ms)" in text and "48" in text
+    assert "latency (ms)33" in text
     assert "rectangle" in text and "ellipse" in text   # per-class AP50 rows, by class name
 
 
@@ -290,17 +301,24 @@ def test_a_failing_report_is_one_warning_line_and_never_stops_the_sweep(tmp_path
 
 
 @pytest.mark.slow
-def test_the_end_of_a_sweep_writes_the_report(trained, tmp_path):
-    """runner.finish (what every sweep ends with) writes the report after the winner's export."""
+def test_the_end_of_a_sweep_writes_the_report_and_logs_it_to_the_parent_run(trained, tmp_path):
+    """runner.finish (what every sweep ends with) writes the report after the winner's export and hands it
+    to the tracker with the sweep's other files."""
+    from mlflow.tracking import MlflowClient
+
     from automl.sweep.runner import finish
 
     results = make_sweep(tmp_path, trained, mlflow=False)
-    settings = SweepSettings(results_dir=results.resolve(), max_trials=len(TRIALS), max_epochs=2)
+    tracker = start_tracking(results, trained, latency=True)
+    settings = sweep_settings(results, latency=True)
     lines: List[str] = []
-    outcome = finish("rtdetr", {}, settings, TrialsTable(settings.automl_dir / "trials.csv"), None, lines.append)
+    outcome = finish("rtdetr", {}, settings, TrialsTable(settings.automl_dir / "trials.csv"), tracker, lines.append)
     assert outcome.best.trial_id == WINNER
-    assert any(line == f"report: {settings.automl_dir / 'report.html'}" for line in lines), lines
+    assert f"report: {settings.automl_dir / 'report.html'}" in lines, lines
     assert parse(settings.automl_dir / "report.html").sections == [key for key, _ in SECTIONS]
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    assert "report.html" in {a.path for a in client.list_artifacts(tracker.parent_id)}
+    assert "report/history.png" in {a.path for a in client.list_artifacts(tracker.parent_id, "report")}
 
 
 def _chromium():

@@ -50,7 +50,8 @@ def save_figure(figure, path: Path) -> Path:
 def _draw(key: str, title: str, out_dir: Path, plot: Callable[[], object]) -> Chart:
     """Run an Optuna plot function and save its figure; any failure becomes the chart's note."""
     try:
-        with warnings.catch_warnings():
+        # Optuna's plots switch pyplot to its ggplot style for good: the context puts the style back after.
+        with warnings.catch_warnings(), plt.style.context("default"):
             warnings.simplefilter("ignore")   # Optuna's ExperimentalWarning on every matplotlib plot
             axes = plot()
             figure = _figure_of(axes)

@@ -91,6 +91,7 @@ def _detections_by_image(detections, category_map) -> Dict[int, Dict[str, np.nda
     return result
 
 
+@plt.style.context("default")   # plain matplotlib, whatever style the process is in
 def _precision_recall(ground_truth, detections, image_ids, category_map, out_dir: Path):
     from pycocotools.cocoeval import COCOeval
 
@@ -127,6 +128,7 @@ def _precision_recall(ground_truth, detections, image_ids, category_map, out_dir
     return Chart("precision_recall", title, path=save_figure(figure, out_dir / "precision_recall.png")), per_class
 
 
+@plt.style.context("default")
 def _confusion(dataset, by_image, category_map, threshold: float, out_dir: Path) -> Chart:
     title = "Confusion matrix"
     matrix = ConfusionMatrix(len(category_map), iou_threshold=IOU, score_threshold=threshold)
