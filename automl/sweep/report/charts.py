@@ -99,6 +99,10 @@ def parameter_importances(study: optuna.Study, folder: SweepFolder, out_dir: Pat
               if not d.single()}
     if not varied:
         return Chart("importances", title, note="no parameter varied across the completed trials")
+    values = {trial.value for trial in completed(study)}
+    if len(values) == 1:   # fANOVA has no variance to split
+        return Chart("importances", title, note=f"every completed trial scored the same {folder.metric} "
+                                                f"({values.pop():.4g}), so no parameter explains anything")
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=IMPORTANCE_SEED)
     return _draw("importances", title, out_dir,
                  lambda: optuna.visualization.matplotlib.plot_param_importances(
