@@ -27,6 +27,7 @@ import yaml
 from PIL import Image
 
 from automl.cli import main as cli_main
+from automl.sweep.pareto import pareto_front, write_pareto
 from automl.sweep.records import TrialsTable
 from automl.sweep.report import build_report, report_after_sweep
 from automl.sweep.report.html import SECTIONS
@@ -50,7 +51,7 @@ SPACE = {"parameters": [{"name": LR, "type": "float", "log": True, "low": 1.0e-5
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> SimpleNamespace:
+def winner_files(tmp_path_factory) -> SimpleNamespace:
     """The winner's checkpoint and its validation set, made once.
 
     The deploy tests' tiny checkpoint (trainer-style payload, sparse category ids
@@ -74,7 +75,7 @@ def trained(tmp_path_factory) -> SimpleNamespace:
     return SimpleNamespace(spec=spec, checkpoint=checkpoint, epochs=epochs)
 
 
-def make_sweep(root: Path, trained: SimpleNamespace, trials: Dict[str, tuple] = TRIALS, *, latency: bool = True,
+def make_sweep(root: Path, winner_files: SimpleNamespace, trials: Dict[str, tuple] = TRIALS, *, latency: bool = True,
                mlflow: bool = True, budget: float = 40.0) -> Path:
     """A results_dir as a finished sweep leaves it; returns the results_dir."""
     results = root / "results"
@@ -83,11 +84,11 @@ def make_sweep(root: Path, trained: SimpleNamespace, trials: Dict[str, tuple] = 
     for trial_id, (status, lr, wd, value, epochs, latency_ms) in trials.items():
         folder = automl / "trials" / trial_id
         (folder / "train").mkdir(parents=True)
-        spec = json.loads(json.dumps(trained.spec))
+        spec = json.loads(json.dumps(winner_files.spec))
         spec["train"]["optim"].update(lr=lr, weight_decay=wd)
         spec["results_dir"] = str(folder)
         (folder / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-        lines = [{**trained.epochs[0], "epoch": e, "val_mAP50": (value or 0.0) * (e + 1) / max(epochs, 1)}
+        lines = [{**winner_files.epochs[0], "epoch": e, "val_mAP50": (value or 0.0) * (e + 1) / max(epochs, 1)}
                  for e in range(epochs)]
         (folder / "train" / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
         record = table.get(trial_id)
@@ -100,20 +101,16 @@ def make_sweep(root: Path, trained: SimpleNamespace, trials: Dict[str, tuple] = 
         record.reason = "the trainer exited with code 1" if status == "failed" else ""
     table.save()
     winner = automl / "trials" / WINNER
-    shutil.copy2(trained.checkpoint, winner / "train" / "model_best.pth")
+    shutil.copy2(winner_files.checkpoint, winner / "train" / "model_best.pth")
     (automl / "best").mkdir()
-    shutil.copy2(trained.checkpoint, automl / "best" / "model_best.pth")
+    shutil.copy2(winner_files.checkpoint, automl / "best" / "model_best.pth")
     best_spec = yaml.safe_load((winner / "spec.yaml").read_text())
     best_spec["results_dir"] = str(results)
     (automl / "best_spec.yaml").write_text(yaml.safe_dump(best_spec, sort_keys=False))
-    if latency:
-        front = [t for t in ("t0001_00001", "t0001_00005", "t0001_00003") if t in trials]
-        with open(automl / "pareto.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["trial_id", "val_mAP50", "latency_ms"])
-            writer.writerows([t, trials[t][3], trials[t][5]] for t in front)
+    if latency:   # a two-objective sweep's front file, written as the sweep writes it
+        write_pareto(pareto_front(list(table.records.values())), automl / "pareto.csv")
     if mlflow:
-        tracker = start_tracking(results, trained, latency=latency, budget=budget, trials=len(trials))
+        tracker = start_tracking(results, winner_files, latency=latency, budget=budget, trials=len(trials))
         tracker.finish_sweep(best={"trial_id": WINNER, "value": trials[WINNER][3], "epoch": 1}, artifacts=[])
     return results
 
@@ -123,13 +120,13 @@ def sweep_settings(results: Path, *, latency: bool = False, budget: float = 40.0
     return SweepSettings(results_dir=results.resolve(), algorithm="asha", max_trials=trials, max_epochs=2, **extra)
 
 
-def start_tracking(results: Path, trained: SimpleNamespace, **settings_args):
+def start_tracking(results: Path, winner_files: SimpleNamespace, **settings_args):
     """The sweep's MLflow parent run, as run_sweep starts it (spec, search space, settings)."""
     from automl.sweep.tracking import SweepTracker
 
     settings = sweep_settings(results, **settings_args)
     tracker = SweepTracker(settings.tracking_uri)
-    tracker.start_sweep(str(settings.results_dir), run_name="sweep results", spec=trained.spec, space=SPACE,
+    tracker.start_sweep(str(settings.results_dir), run_name="sweep results", spec=winner_files.spec, space=SPACE,
                         settings=settings.to_json())
     return tracker
 
@@ -190,9 +187,9 @@ def decode_png(src: str) -> Image.Image:
 
 
 @pytest.fixture(scope="module")
-def full_report(trained, tmp_path_factory) -> SimpleNamespace:
+def full_report(winner_files, tmp_path_factory) -> SimpleNamespace:
     """A six-trial sweep with latency, pareto.csv and MLflow, reported by ``tao-automl report``."""
-    results = make_sweep(tmp_path_factory.mktemp("report_full"), trained)
+    results = make_sweep(tmp_path_factory.mktemp("report_full"), winner_files)
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
         code = cli_main(["report", str(results)])
@@ -201,10 +198,10 @@ def full_report(trained, tmp_path_factory) -> SimpleNamespace:
 
 
 @pytest.fixture(scope="module")
-def few_report(trained, tmp_path_factory) -> SimpleNamespace:
+def few_report(winner_files, tmp_path_factory) -> SimpleNamespace:
     """One completed and one pruned trial, no latency measured, no MLflow: built in code."""
     few = {WINNER: TRIALS[WINNER], "t0001_00002": TRIALS["t0001_00002"]}
-    results = make_sweep(tmp_path_factory.mktemp("report_few"), trained, trials=few, latency=False, mlflow=False)
+    results = make_sweep(tmp_path_factory.mktemp("report_few"), winner_files, trials=few, latency=False, mlflow=False)
     report = build_report(results, log=lambda line: None)
     return SimpleNamespace(results=results, report=report, page=parse(report.html))
 
@@ -245,6 +242,8 @@ def test_trials_table_shows_every_row_and_number_of_trials_csv(full_report):
             assert float(shown[column]["text"]) == pytest.approx(float(csv_row[column]), rel=1e-3)
             compared += 1
     assert compared >= 5 * len(TRIALS)
+    marked = {cells[0]["text"] for cells in body if cells[columns.index("Pareto")]["text"] == "front"}
+    assert marked == {"t0001_00001", "t0001_00003", "t0001_00005"}   # pareto.csv's trials
 
 
 def test_report_uses_the_space_from_mlflow_and_is_logged_to_the_parent_run(full_report):
@@ -301,15 +300,15 @@ def test_a_failing_report_is_one_warning_line_and_never_stops_the_sweep(tmp_path
 
 
 @pytest.mark.slow
-def test_the_end_of_a_sweep_writes_the_report_and_logs_it_to_the_parent_run(trained, tmp_path):
+def test_the_end_of_a_sweep_writes_the_report_and_logs_it_to_the_parent_run(winner_files, tmp_path):
     """runner.finish (what every sweep ends with) writes the report after the winner's export and hands it
     to the tracker with the sweep's other files."""
     from mlflow.tracking import MlflowClient
 
     from automl.sweep.runner import finish
 
-    results = make_sweep(tmp_path, trained, mlflow=False)
-    tracker = start_tracking(results, trained, latency=True)
+    results = make_sweep(tmp_path, winner_files, mlflow=False)
+    tracker = start_tracking(results, winner_files, latency=True)
     settings = sweep_settings(results, latency=True)
     lines: List[str] = []
     outcome = finish("rtdetr", {}, settings, TrialsTable(settings.automl_dir / "trials.csv"), tracker, lines.append)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime
 import math
+import re
 from html import escape
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence
@@ -205,7 +206,7 @@ def _cell(text: str) -> str:
 
 def _settings(folder: SweepFolder) -> str:
     body = ""
-    shown = {k: v for k, v in folder.settings.items() if v not in (None, "", [], {})}
+    shown = {k: _without_credentials(v) for k, v in folder.settings.items() if v not in (None, "", [], {})}
     if shown:
         body += "<h3>Sweep settings</h3><table>" + "".join(
             f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in sorted(shown.items())) + "</table>"
@@ -239,6 +240,11 @@ def _files(folder: SweepFolder, charts: Sequence[Chart], winner: WinnerFigures) 
               if folder.parent_run_id else "")
     rebuild = f"<p>Rebuild this report: <code>tao-automl report {escape(str(folder.results_dir))}</code></p>"
     return _section("files", f"<table>{rows}</table>{mlflow}{rebuild}")
+
+
+def _without_credentials(value: Any) -> Any:
+    """A URL's ``user:password@`` masked (e.g. an MLflow server URI); secret keys are masked already."""
+    return re.sub(r"(://)[^/@\s]+@", r"\1*****@", value) if isinstance(value, str) else value
 
 
 def _float(text: Any) -> Optional[float]:
