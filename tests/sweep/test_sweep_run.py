@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.faults.fault_sweep import assert_nothing_lost
+
 from .tiny_sweep import tiny_sweep_spec
 
 pytestmark = pytest.mark.slow
@@ -131,6 +133,7 @@ def test_resume_after_the_driver_is_killed_loses_no_trial_and_runs_none_twice(tm
     assert len(parents) == 1
     assert sorted(c.data.tags["tao_automl.trial_id"] for c in children) == sorted(r["trial_id"] for r in rows)
     assert (results / "automl/export/model.onnx").is_file()
+    assert_nothing_lost(results, rows)   # issue 9's expected result, as for every fault in tests/faults
 
 
 def _starts(results: Path, trial_id: str) -> int:
