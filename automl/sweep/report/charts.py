@@ -59,7 +59,8 @@ def _draw(key: str, title: str, out_dir: Path, plot: Callable[[], object]) -> Ch
             return Chart(key, title, path=save_figure(figure, out_dir / f"{key}.png"))
     except Exception as error:   # a chart is never worth losing the report
         plt.close("all")
-        return Chart(key, title, note=f"could not be drawn ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})")
+        first_line = (str(error).splitlines() or [""])[0]
+        return Chart(key, title, note=f"could not be drawn ({type(error).__name__}: {first_line})")
 
 
 def _figure_of(axes):

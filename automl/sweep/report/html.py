@@ -14,7 +14,7 @@ import math
 import re
 from html import escape
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, Optional, Sequence
 
 from .charts import Chart
 from .sweep_folder import SweepFolder
@@ -174,7 +174,8 @@ def _winner_quality(winner: WinnerFigures) -> str:
             f"<td class=\"num\">{r['num_gt']}</td><td class=\"num\">{_short(r['AP50'])}</td></tr>"
             for r in winner.per_class) + "</table>"
     if winner.samples:
-        body += "<h3>Sample predictions</h3><p>White: ground truth. Coloured: the winner's detections (class, score).</p>"
+        body += ("<h3>Sample predictions</h3>"
+                 "<p>White: ground truth. Coloured: the winner's detections (class, score).</p>")
         body += '<div class="samples">' + "".join(
             f'<figure><img src="{data_uri(p)}" alt="validation image {i + 1}" data-file="report/{p.name}">'
             f"<figcaption>{escape(p.name)}</figcaption></figure>" for i, p in enumerate(winner.samples)) + "</div>"
@@ -209,7 +210,8 @@ def _settings(folder: SweepFolder) -> str:
     shown = {k: _without_credentials(v) for k, v in folder.settings.items() if v not in (None, "", [], {})}
     if shown:
         body += "<h3>Sweep settings</h3><table>" + "".join(
-            f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in sorted(shown.items())) + "</table>"
+            f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>"
+            for k, v in sorted(shown.items())) + "</table>"
     parameters = (folder.space or {}).get("parameters") or []
     if parameters:
         body += "<h3>Search space</h3><table><tr><th>parameter</th><th>type</th><th>range or choices</th>" \
@@ -228,9 +230,10 @@ def _settings(folder: SweepFolder) -> str:
 
 def _files(folder: SweepFolder, charts: Sequence[Chart], winner: WinnerFigures) -> str:
     a = folder.automl_dir
-    entries = [("this report", folder.report_file), ("its images", folder.report_dir), ("trials table", a / "trials.csv"),
-               ("trial folders", a / "trials"), ("winner checkpoint", folder.best_checkpoint),
-               ("winner spec", folder.best_spec), ("ONNX model", a / "export" / "model.onnx"),
+    entries = [("this report", folder.report_file), ("its images", folder.report_dir),
+               ("trials table", a / "trials.csv"), ("trial folders", a / "trials"),
+               ("winner checkpoint", folder.best_checkpoint), ("winner spec", folder.best_spec),
+               ("ONNX model", a / "export" / "model.onnx"),
                ("TensorRT engine", a / "gen_trt_engine" / "model.engine"), ("Pareto front", a / "pareto.csv"),
                ("MLflow database", a / "mlflow.db")]
     rows = "".join(f"<tr><th>{escape(label)}</th><td><code>{escape(str(path))}</code></td></tr>"

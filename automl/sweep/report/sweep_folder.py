@@ -94,7 +94,9 @@ class SweepFolder:
         """The trial best/ was copied from, by the sweep's own rule: the most accurate trial of pareto.csv
         (the faster on a tie) in a two-objective sweep, else :meth:`TrialsTable.best`."""
         front = [r for r in self.records if r.trial_id in (self.pareto_ids or ()) and r.best_value is not None]
-        if front and self.settings.get("latency_budget_ms") is None and self.settings.get("objective") == "map50-latency":
+        two_objectives = (self.settings.get("objective") == "map50-latency"
+                          and self.settings.get("latency_budget_ms") is None)
+        if front and two_objectives:
             sign = 1.0 if self.mode == "max" else -1.0
             return max(front, key=lambda r: (sign * r.best_value, -(self.latency(r) or 0.0)))
         best = TrialsTable(self.automl_dir / "trials.csv", self.metric).best(self.mode)

@@ -18,7 +18,7 @@ import contextlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 
@@ -86,7 +86,8 @@ def _detections_by_image(detections, category_map) -> Dict[int, Dict[str, np.nda
     for image_id, records in grouped.items():
         boxes = np.array([r["bbox"] for r in records], dtype=float).reshape(-1, 4)
         boxes[:, 2:] += boxes[:, :2]
-        result[image_id] = {"boxes": boxes, "labels": np.array([category_map.label_of(r["category_id"]) for r in records]),
+        labels = np.array([category_map.label_of(r["category_id"]) for r in records], dtype=int)
+        result[image_id] = {"boxes": boxes, "labels": labels,
                             "scores": np.array([r["score"] for r in records], dtype=float)}
     return result
 
