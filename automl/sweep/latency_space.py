@@ -5,7 +5,7 @@ Knobs (added to the default space; each has the range below unless the user's
 ``automl.range_override`` gives one):
 
 =====================  ====================================================================
-model.backbone         resnet_18 / resnet_34 / resnet_50 (those the schema allows)
+model.backbone         resnet_18 / resnet_34 / resnet_50, no deeper than the spec's
 model.hidden_dim       {h/2, 3h/4, h} of the spec's h, multiples of model.nheads (the schema
                        disables it for plain sweeps; a latency sweep enables it)
 model.dec_layers       [1, the spec's value]
@@ -14,6 +14,10 @@ input_size             square sizes, multiples of 32, from half the spec's size 
                        to the spec's size: sets train/eval_spatial_size, multi_scales and the
                        export size together
 =====================  ====================================================================
+
+Every knob shrinks the spec's own model (the spec is the largest model searched), so the knobs
+are the ones a latency budget asks for; a range_override widens any of them.  The backbone is
+not searched when there is nothing shallower (a resnet_18 spec).
 
 The user's choices win: with an explicit ``automl.hyperparameters`` list only
 the knobs named there are searched; ``automl.remove_hyperparameters`` takes
@@ -78,6 +82,13 @@ def latency_automl_section(spec: Mapping[str, Any]) -> Tuple[Dict[str, Any], boo
     asked = set(explicit) | set(automl.get("add_hyperparameters") or []) | set(automl.get("enable_disabled") or [])
     knobs = [k for k in KNOBS if k not in removed and (not explicit or k in explicit)]
     search_size = (not (set(SIZE_KEYS) & removed)) and (not explicit or bool(set(SIZE_KEYS) & asked))
+    overrides = dict(automl.get("range_override") or {})
+    for name, override in default_ranges(spec).items():
+        if name in knobs and not _has_override(overrides, name):
+            if len(override.get("choices", [None, None])) < 2 and name not in explicit:
+                knobs.remove(name)   # nothing smaller to try (a resnet_18 spec's backbone)
+                continue
+            overrides[name] = override
     # The size keys are list values the builder cannot search: the input_size parameter stands for them.
     for key in ("hyperparameters", "add_hyperparameters", "enable_disabled"):
         if automl.get(key):
@@ -87,10 +98,6 @@ def latency_automl_section(spec: Mapping[str, Any]) -> Tuple[Dict[str, Any], boo
                                                 [k for k in knobs if k != "model.hidden_dim"])
     if "model.hidden_dim" in knobs:   # the schema disables it for plain sweeps
         automl["enable_disabled"] = _unique(list(automl.get("enable_disabled") or []) + ["model.hidden_dim"])
-    overrides = dict(automl.get("range_override") or {})
-    for name, override in default_ranges(spec).items():
-        if name in knobs and not _has_override(overrides, name):
-            overrides[name] = override
     automl["range_override"] = overrides
     automl["remove_hyperparameters"] = [n for n in removed if n not in SIZE_KEYS]
     return automl, search_size
@@ -104,8 +111,10 @@ def default_ranges(spec: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
     widths = sorted({w for w in (hidden // 2, (hidden * 3) // 4, hidden) if w >= 8 and w % heads == 0} | {hidden})
     decoder = int(model.get("dec_layers", 6))
     queries = int(model.get("num_queries", 300))
+    backbone = str(model.get("backbone", "resnet_50"))
+    depth = BACKBONE_CHOICES.index(backbone) + 1 if backbone in BACKBONE_CHOICES else len(BACKBONE_CHOICES)
     return {
-        "model.backbone": {"choices": list(BACKBONE_CHOICES)},
+        "model.backbone": {"choices": list(BACKBONE_CHOICES[:depth])},
         "model.hidden_dim": {"choices": widths},
         "model.dec_layers": {"low": 1, "high": max(1, decoder)},
         "model.num_queries": {"low": max(1, queries // 3), "high": max(1, queries)},

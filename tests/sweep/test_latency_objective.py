@@ -173,6 +173,10 @@ def test_latency_sweeps_search_the_speed_knobs_and_the_input_size():
     assert space.parameter("model.hidden_dim").choices == (128, 192, 256)
     assert (space.parameter("model.dec_layers").low, space.parameter("model.dec_layers").high) == (1, 6)
     assert space.parameter(INPUT_SIZE).choices == (320, 384, 448, 512, 576, 640)
+    # Every knob shrinks the spec's model: no backbone deeper than its own, none at all below resnet_34.
+    assert latency_search_space("rtdetr", _default_spec("model.backbone=resnet_34")).parameter(
+        "model.backbone").choices == ("resnet_18", "resnet_34")
+    assert "model.backbone" not in latency_search_space("rtdetr", _default_spec("model.backbone=resnet_18")).names()
     assert all(size % 32 == 0 for size in input_size_choices(800)) and input_size_choices(64) == [64]
 
 
@@ -254,8 +258,10 @@ def test_a_budgeted_sweep_stops_models_over_budget_and_its_winner_fits(tmp_path)
     between the resnet_18 model and the resnet_50 one, and the seed's first two trials give one of each."""
     from automl.sweep.latency import measure_model_latency
 
+    # The spec's resnet_18 is the deepest backbone searched unless a range_override widens it: here it does.
     spec_file = tiny_sweep_spec(tmp_path, epochs=1, train_count=8, val_count=4,
-                                searched=("train.optim.lr", "model.backbone", "model.dec_layers"))
+                                searched=("train.optim.lr", "model.backbone", "model.dec_layers"),
+                                automl={"range_override": {"model.backbone": {"choices": ["resnet_18", "resnet_50"]}}})
     cfg = load_spec("rtdetr", spec_file, ["model.dec_layers=1"], "train")   # the fastest resnet_18 model
     fast = measure_model_latency(cfg, (64, 64, 1), threads=1, iterations=20, workdir=tmp_path / "probe")
     budget = round(fast.latency_ms * 1.35, 2)   # resnet_50 takes about twice as long
