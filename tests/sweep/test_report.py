@@ -22,6 +22,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Dict, List
 
+import numpy as np
 import pytest
 import yaml
 from PIL import Image
@@ -290,6 +291,22 @@ def test_report_command_on_a_folder_without_trials_csv_is_one_line_and_exit_2(tm
     error = captured.err.strip()
     assert len(error.splitlines()) == 1 and "trials.csv" in error and error.startswith("tao-automl report: error:")
     assert not (tmp_path / "automl" / "report.html").exists()
+
+
+def test_confusion_matrix_counts_hits_wrong_classes_misses_and_false_alarms():
+    from automl.sweep.report.confusion import ConfusionMatrix
+
+    matrix = ConfusionMatrix(num_classes=2, iou_threshold=0.5, score_threshold=0.5)
+    truth = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]], dtype=float)
+    predicted = np.array([[0, 0, 10, 10],        # class 0 found as 0
+                          [21, 21, 31, 31],      # class 1 found as 0 (IoU 0.68)
+                          [60, 60, 70, 70],      # nothing there: a false alarm of class 1
+                          [40, 40, 50, 50]])     # would hit the third box, but scored below the threshold
+    matrix.add_image(predicted, [0, 0, 1, 1], [0.9, 0.8, 0.7, 0.4], truth, [0, 1, 1])
+    # rows: predicted 0, 1, background; columns: true 0, 1, background
+    assert matrix.matrix.tolist() == [[1, 1, 0], [0, 0, 1], [0, 1, 0]]
+    matrix.add_image(np.array([[0, 0, 10, 10]]), [1], [0.9], np.array([[5, 5, 15, 15]]), [1])   # IoU 0.14: no match
+    assert matrix.matrix.tolist() == [[1, 1, 0], [0, 0, 2], [0, 2, 0]]
 
 
 def test_a_failing_report_is_one_warning_line_and_never_stops_the_sweep(tmp_path):

@@ -27,6 +27,8 @@ from .confusion import ConfusionMatrix
 from .sweep_folder import SweepFolder
 
 SAMPLE_IMAGES = 4
+LEGEND_CLASSES = 10        # precision-recall curves named one by one up to this many classes
+MAX_DETECTIONS = 100       # per image, as trainers/rtdetr/engine/coco_eval.py
 SAMPLE_SIDE = (320, 640)   # annotated samples are scaled so the longer side lies in this range (pixels)
 IOU = 0.5
 
@@ -104,7 +106,7 @@ def _precision_recall(ground_truth, detections, image_ids, category_map, out_dir
         return Chart("precision_recall", title, note="the winner made no detection on the validation set"
                      if not detections else "the validation set has no boxes"), per_class
     with contextlib.redirect_stdout(io.StringIO()):   # pycocotools prints progress
-        evaluator = COCOeval(ground_truth, ground_truth.loadRes(list(detections)), iouType="bbox")
+        evaluator = COCOeval(ground_truth, ground_truth.loadRes(_top_per_image(detections)), iouType="bbox")
         evaluator.params.imgIds = list(image_ids)
         evaluator.params.catIds = list(category_map.category_ids)
         evaluator.params.maxDets = [1, 10, 100]
@@ -113,11 +115,14 @@ def _precision_recall(ground_truth, detections, image_ids, category_map, out_dir
     precision = evaluator.eval["precision"][0, :, :, 0, -1]   # [R recall points, K classes] at IoU 0.5
     recall = evaluator.params.recThrs
     figure, axes = plt.subplots(figsize=(7, 4.5))
+    legend_each = len(per_class) <= LEGEND_CLASSES   # beyond that, thin grey class curves without names
     for k, row in enumerate(per_class):
         curve = precision[:, k]
         if (curve > -1).any():
             row["AP50"] = float(curve[curve > -1].mean())
-            axes.plot(recall, np.clip(curve, 0, None), linewidth=1.2, label=f"{row['name']} (AP50 {row['AP50']:.3f})")
+            style = dict(linewidth=1.2, label=f"{row['name']} (AP50 {row['AP50']:.3f})") if legend_each else \
+                dict(linewidth=0.6, color="0.7")
+            axes.plot(recall, np.clip(curve, 0, None), **style)
     defined = precision > -1
     if defined.any():
         mean = np.where(defined, precision, 0).sum(axis=1) / np.maximum(defined.sum(axis=1), 1)
@@ -127,6 +132,14 @@ def _precision_recall(ground_truth, detections, image_ids, category_map, out_dir
     axes.grid(alpha=0.3)
     axes.legend(loc="lower left", fontsize=8)
     return Chart("precision_recall", title, path=save_figure(figure, out_dir / "precision_recall.png")), per_class
+
+
+def _top_per_image(detections: List[Dict[str, Any]], limit: int = MAX_DETECTIONS) -> List[Dict[str, Any]]:
+    """The ``limit`` best detections of each image across classes: the COCO rule val_mAP50 is computed with."""
+    by_image: Dict[int, List[Dict[str, Any]]] = {}
+    for record in detections:
+        by_image.setdefault(int(record["image_id"]), []).append(record)
+    return [r for records in by_image.values() for r in sorted(records, key=lambda r: -r["score"])[:limit]]
 
 
 @plt.style.context("default")
@@ -141,12 +154,13 @@ def _confusion(dataset, by_image, category_map, threshold: float, out_dir: Path)
     names = list(category_map.names) + ["background"]
     counts = matrix.matrix
     fractions = counts / np.maximum(counts.sum(axis=0, keepdims=True), 1)   # of each true class (column)
-    side = max(4.5, 0.6 * len(names) + 2.5)
+    side = min(14.0, max(4.5, 0.6 * len(names) + 2.5))   # 80 classes stay a readable, bounded image
     figure, axes = plt.subplots(figsize=(side + 1, side))
     image = axes.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class")
-    axes.set_xticks(range(len(names)), names, rotation=45, ha="right")
-    axes.set_yticks(range(len(names)), names)
+    ticks = dict(fontsize=8 if len(names) <= 20 else 5)
+    axes.set_xticks(range(len(names)), names, rotation=45 if len(names) <= 20 else 90, ha="right", **ticks)
+    axes.set_yticks(range(len(names)), names, **ticks)
     axes.set(xlabel="true", ylabel="predicted",
              title=f"{title}\n(IoU >= {IOU:g}, score >= {threshold:g}; counts)")
     if len(names) <= 20:
