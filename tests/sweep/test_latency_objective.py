@@ -298,3 +298,40 @@ def test_a_budgeted_sweep_stops_models_over_budget_and_its_winner_fits(tmp_path)
         child = children[row["trial_id"]]
         assert child.data.metrics["latency_ms"] == pytest.approx(float(row["latency_ms"]), abs=1e-3)
         assert child.data.tags["tao_automl.status"] == row["status"]
+
+
+@pytest.mark.slow   # a fresh MLflow SQLite store takes seconds to create and migrate
+def test_a_two_objective_sweep_keeps_its_front_in_pareto_csv_and_mlflow(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from automl.sweep.pareto import keep_front
+    from automl.sweep.tracking import SweepTracker
+
+    settings = settings_from({**_spec(), "results_dir": str(tmp_path)}, {"objective": "map50-latency",
+                                                                         "algorithm": "bayesian"})
+    settings.automl_dir.mkdir(parents=True)
+    table = TrialsTable(settings.automl_dir / "trials.csv")
+    for trial_id, status, value, latency in (("fast", "completed", 0.3, 10.0), ("slow", "completed", 0.6, 30.0),
+                                             ("worse", "completed", 0.2, 20.0), ("dead", "failed", None, 5.0)):
+        record = table.get(trial_id)
+        record.status, record.best_value, record.latency_ms, record.latency_runtime = status, value, latency, "onnxruntime"
+    tracker = SweepTracker(settings.tracking_uri)
+    tracker.start_sweep(str(tmp_path), run_name="sweep", spec={}, space={}, settings=settings.to_json())
+    for trial_id in table.records:
+        tracker.start_trial(trial_id, {})
+    winner, files = keep_front(table, settings, tracker, log=lambda _: None)
+    tracker.finish_sweep(best={"trial_id": winner.trial_id, "value": winner.best_value, "epoch": 0}, artifacts=files)
+
+    assert winner.trial_id == "slow"   # the front's most accurate point
+    rows = list(csv.DictReader(files[0].open()))
+    assert [(r["trial_id"], float(r["val_mAP50"]), float(r["latency_ms"])) for r in rows] == [
+        ("fast", 0.3, 10.0), ("slow", 0.6, 30.0)]
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    parent = client.get_run(tracker.parent_id)
+    assert parent.data.tags["tao_automl.pareto_front"] == "fast,slow"
+    assert [m.value for m in client.get_metric_history(tracker.parent_id, "pareto_latency_ms")] == [10.0, 30.0]
+    assert [m.value for m in client.get_metric_history(tracker.parent_id, "pareto_val_mAP50")] == [0.3, 0.6]
+    assert "pareto.csv" in [a.path for a in client.list_artifacts(tracker.parent_id)]
+    tagged = {trial_id for trial_id, run_id in tracker._children.items()
+              if client.get_run(run_id).data.tags.get("tao_automl.pareto_front") == "true"}
+    assert tagged == {"fast", "slow"}
