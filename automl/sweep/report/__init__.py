@@ -79,6 +79,9 @@ def report_after_sweep(skill: str, settings, log: Log = print) -> List[Path]:
         log(f"warning: the sweep report was not written ({_one_line(error)}); retry with "
             f"`tao-automl report {settings.results_dir}`")
         return []
+    except KeyboardInterrupt:   # Ctrl+C while it draws: the sweep still closes its MLflow run
+        log(f"warning: the sweep report was interrupted; build it with `tao-automl report {settings.results_dir}`")
+        return []
     log(f"report: {report.html}")
     return [report.html, report.html.parent / "report"]
 
