@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from trainers.rtdetr.config.model import ModelConfig
+from trainers.rtdetr.distill.aligned import DecoderTap, aligned_distillation, decode_from
 from trainers.rtdetr.distill.bindings import FeatureTaps, QuerySelectionTap
 from trainers.rtdetr.distill.criterion import Binding, DistillationCriterion
 from trainers.rtdetr.distill.losses import (feature_loss, iou_feature_loss, output_distillation, query_mask,
@@ -21,9 +22,9 @@ BINDINGS = [Binding("srcs", "srcs", "IOU", 1.0, "loss_distill_srcs"),
             Binding("encoder.input_proj.1", "encoder.input_proj.1", "L1", 1.0, "loss_distill_proj1")]
 
 
-def tiny(seed: int):
+def tiny(seed: int, **changes):
     torch.manual_seed(seed)
-    model = build_model(ModelConfig(**TINY), NUM_CLASSES)
+    model = build_model(ModelConfig(**{**TINY, **changes}), NUM_CLASSES)
     with torch.no_grad():   # confident, distinct scores: the teacher keeps some queries
         for head in model.decoder.dec_score_head:
             head.bias.normal_(0.0, 2.0)
@@ -55,13 +56,15 @@ def distill_terms(student, teacher, coef=1.0):
 
 
 def test_every_term_is_zero_when_the_student_is_the_teacher():
-    teacher = tiny(0).eval()
+    # one decoder layer: every student layer is distilled towards the teacher's final output
+    teacher = tiny(0, dec_layers=1).eval()
     student = copy.deepcopy(teacher).train()   # training outputs for the base loss...
     for module in student.modules():            # ...with the teacher's normalisation statistics
         if isinstance(module, torch.nn.BatchNorm2d):
             module.eval()
     terms, _ = distill_terms(student, teacher)
-    assert set(terms) == {"loss_distill_class", "loss_distill_bbox", "loss_distill_giou", "loss_distill_srcs",
+    assert set(terms) == {"loss_distill_class", "loss_distill_bbox", "loss_distill_giou", "loss_distill_enc",
+                          "loss_distill_srcs",
                           "loss_distill_dsrcs", "loss_distill_proj0", "loss_distill_dsrcs_kl", "loss_distill_proj1"}
     for name, value in terms.items():
         assert abs(value.item()) < 1e-5, (name, value.item())
@@ -147,3 +150,30 @@ def test_srcs_tap_is_the_encoders_input_projections_after_aifi():
     assert selection.scores.shape == (1, 20) and bool(((selection.scores >= 0) & (selection.scores <= 1)).all())
     taps.remove()
     selection.remove()
+
+
+def test_the_student_decodes_from_the_teachers_selection_so_query_i_meets_query_i():
+    teacher = tiny(0).eval()
+    tap = DecoderTap(teacher, only_with_grad=False)
+    with torch.no_grad():
+        out = teacher(torch.rand(2, 3, 64, 64))
+        boxes, logits = decode_from(teacher, tap, tap.topk(), tap.start_boxes)
+    # the teacher decoding from its own selection reproduces its own predictions, query by query
+    torch.testing.assert_close(logits[-1], out["pred_logits"])
+    torch.testing.assert_close(boxes[-1], out["pred_boxes"])
+    terms = aligned_distillation(logits, boxes, out["pred_logits"], out["pred_boxes"], tap.enc_logits, tap.enc_logits)
+    assert all(abs(v.item()) < 1e-5 for v in terms.values()), terms
+    shuffled = aligned_distillation(logits, boxes[:, :, torch.randperm(20)], out["pred_logits"], out["pred_boxes"])
+    assert shuffled["bbox"].item() > 0.01          # the same boxes in another order are not the teacher's
+    tap.remove()
+
+
+def test_feature_terms_do_not_grow_with_the_scale_of_the_features():
+    a, b = torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4)
+    scale = torch.rand(1, 8, 1, 1) * 100          # another network's channels: same pattern, other scale
+    for criterion in ("L1", "L2"):
+        assert feature_loss(criterion, [a * scale], [b]).item() == pytest.approx(
+            feature_loss(criterion, [a], [b]).item(), rel=1e-3)
+        assert feature_loss(criterion, [a * scale], [a]).item() < 1e-4
+    queries, quality = torch.randn(2, 5, 8), torch.rand(2, 5)
+    assert iou_feature_loss([a * scale], [a], queries, quality).item() < 1e-6

@@ -5,8 +5,14 @@ come from a pre-hook on the student; the teacher runs on them (no grad, eval
 mode) and its features and query selection come from hooks too.  Added terms
 (each already multiplied by ``model.distillation_loss_coef`` and its weight):
 
-- ``loss_distill_class``, ``loss_distill_bbox``, ``loss_distill_giou``: output
-  distillation towards the teacher's confident queries (ours; TAO has none);
+- ``loss_distill_class``, ``loss_distill_bbox``, ``loss_distill_giou``,
+  ``loss_distill_enc``: output distillation (ours; TAO has none).  When both
+  models have the same memory positions (same strides, levels and input size)
+  it is aligned: the student decodes once more from the teacher's query
+  selection and every query is compared with the same query of the teacher
+  (:mod:`.aligned`; why: DETR queries are unordered).  Otherwise the student's
+  outputs are matched one-to-one to the teacher's queries scored at least
+  ``distill.teacher_score_threshold`` (no ``enc`` term then);
 - ``loss_distill_<binding>``: one per ``distill.bindings`` entry (TAO's feature
   distillation; criterion IOU, L1, L2 or KL).
 """
@@ -20,6 +26,7 @@ from torch import Tensor, nn
 
 from trainers.errors import UserError
 
+from .aligned import DecoderTap, aligned_distillation, decode_from
 from .bindings import ALIASES, FeatureTaps, InputTap, QuerySelectionTap, check_module_names
 from .losses import feature_loss, iou_feature_loss, output_distillation, query_quality
 
@@ -66,11 +73,14 @@ class DistillationCriterion(nn.Module):
         self.base, self.teacher = base, teacher
         self.bindings = list(bindings)
         self.coef, self.score_threshold = float(coef), float(score_threshold)
-        self.weights = {"class": class_weight, "bbox": bbox_weight, "giou": giou_weight}
+        self.weights = {"class": class_weight, "bbox": bbox_weight, "giou": giou_weight, "enc": class_weight}
         self.inputs = InputTap(student)
         self.student_taps = FeatureTaps(student, [b.student for b in self.bindings], only_with_grad=True)
         self.teacher_taps = FeatureTaps(teacher, [b.teacher for b in self.bindings], only_with_grad=False)
         self.selection = QuerySelectionTap(teacher)
+        self.student_decoder = DecoderTap(student, only_with_grad=True)
+        self.teacher_decoder = DecoderTap(teacher, only_with_grad=False)
+        self.student = [student]   # a list: not a submodule (its parameters belong to the trainer's model)
         self.teacher.eval()
 
     def train(self, mode: bool = True) -> "DistillationCriterion":
@@ -79,7 +89,8 @@ class DistillationCriterion(nn.Module):
         return self
 
     def remove_hooks(self) -> None:
-        for tap in (self.inputs, self.student_taps, self.teacher_taps, self.selection):
+        for tap in (self.inputs, self.student_taps, self.teacher_taps, self.selection, self.student_decoder,
+                    self.teacher_decoder):
             tap.remove()
 
     def forward(self, outputs: Dict, targets: List[Dict[str, Tensor]]) -> Dict[str, Tensor]:
@@ -89,9 +100,7 @@ class DistillationCriterion(nn.Module):
             raise RuntimeError("distillation: the student's forward was not seen (call the model before the loss)")
         with torch.no_grad():
             teacher_out = self.teacher(images.float())
-        out = output_distillation(outputs["pred_logits"], outputs["pred_boxes"], teacher_out["pred_logits"],
-                                  teacher_out["pred_boxes"], self.score_threshold)
-        for name, value in out.items():
+        for name, value in self._output_terms(outputs, teacher_out).items():
             losses[f"loss_distill_{name}"] = value * (self.coef * self.weights[name])
         for binding in self.bindings:
             student_maps = [m.float() for m in self.student_taps[binding.student]]
@@ -105,8 +114,21 @@ class DistillationCriterion(nn.Module):
             losses[binding.loss_name] = loss * (self.coef * binding.weight)
         self.student_taps.clear()
         self.teacher_taps.clear()
+        self.student_decoder.clear()
+        self.teacher_decoder.clear()
         self.inputs.images = None
         return losses
+
+    def _output_terms(self, outputs: Dict, teacher_out: Dict) -> Dict[str, Tensor]:
+        """Aligned distillation (the student decodes from the teacher's selection) when both memories have the
+        same positions; else matching the student's outputs to the teacher's confident ones."""
+        s_tap, t_tap = self.student_decoder, self.teacher_decoder
+        if s_tap.tokens.shape[1] == t_tap.tokens.shape[1]:
+            boxes, logits = decode_from(self.student[0], s_tap, t_tap.topk(), t_tap.start_boxes)
+            return aligned_distillation(logits, boxes, teacher_out["pred_logits"], teacher_out["pred_boxes"],
+                                        s_tap.enc_logits, t_tap.enc_logits)
+        return output_distillation(outputs["pred_logits"], outputs["pred_boxes"], teacher_out["pred_logits"],
+                                   teacher_out["pred_boxes"], self.score_threshold)
 
 
 def _check_shapes(binding: Binding, student_maps: Sequence[Tensor], teacher_maps: Sequence[Tensor]) -> None:

@@ -14,6 +14,12 @@ TAO's code on purpose: the score is the sigmoid probability (TAO multiplies the
 raw logit, whose sign can flip the mask) and the IoU is taken between boxes in
 the same normalised coordinates (TAO scales predictions to pixels but not the
 ground truth).
+
+Feature maps are standardised per image and channel before L1, L2 and IOU
+compare them (zero mean, unit variance over positions; PKD, Cao et al. 2022):
+raw maps of two networks differ in scale channel by channel, and an
+unnormalised MSE then either vanishes or swamps the detection loss, the way a
+feature term made distillation hurt in our measurements.
 """
 from __future__ import annotations
 
@@ -27,6 +33,13 @@ from torch import Tensor
 from trainers.rtdetr.model.box_ops import box_iou, cxcywh_to_xyxy, generalized_box_iou, paired_iou
 
 MASK_FLOOR = 1e-2   # TAO's clamp: background cells keep a small weight
+
+
+def standardise(feature_map: Tensor, eps: float = 1e-5) -> Tensor:
+    """[B,C,H,W] -> the same map with zero mean and unit variance per image and channel."""
+    mean = feature_map.mean((2, 3), keepdim=True)
+    std = feature_map.var((2, 3), keepdim=True, unbiased=False).add(eps).sqrt()
+    return (feature_map - mean) / std
 
 
 def lp_loss(student: Tensor, teacher: Tensor, p: int) -> Tensor:
@@ -66,7 +79,7 @@ def iou_feature_loss(student_maps: Sequence[Tensor], teacher_maps: Sequence[Tens
     loss = student_maps[0].new_zeros(())
     for student, teacher in zip(student_maps, teacher_maps):
         mask = query_mask(teacher, queries, quality).detach()
-        loss = loss + F.mse_loss(mask * student, mask * teacher)
+        loss = loss + F.mse_loss(mask * standardise(student), mask * standardise(teacher.detach()))
     return loss
 
 
@@ -75,8 +88,10 @@ def feature_loss(criterion: str, student_maps: Sequence[Tensor], teacher_maps: S
     loss = student_maps[0].new_zeros(())
     for student, teacher in zip(student_maps, teacher_maps):
         student, teacher = student.float(), teacher.detach().float()
-        loss = loss + (kl_loss(student, teacher) if criterion == "KL" else
-                       lp_loss(student, teacher, 1 if criterion == "L1" else 2))
+        if criterion == "KL":
+            loss = loss + kl_loss(student, teacher)
+        else:
+            loss = loss + lp_loss(standardise(student), standardise(teacher), 1 if criterion == "L1" else 2)
     return loss
 
 
