@@ -169,3 +169,11 @@ def test_random_search_samples_distinct_values_inside_the_bounds_and_runs_every_
         low, high = _bounds(name)
         assert len(set(values)) == 3 and all(low <= v <= high for v in values), (name, values, low, high)
     assert outcome.best is not None and outcome.best.best_value == max(float(r["best_val_mAP50"] or 0) for r in rows)
+    # automl_delete_intermediate_ckpt (default): each finished trial keeps its best checkpoint, without the
+    # optimizer state it no longer needs.
+    from trainers.rtdetr.checkpoint import load_checkpoint
+
+    for row in rows:
+        kept = sorted((Path(row["trial_dir"]) / "train").glob("*.pth"))
+        assert [p.name for p in kept] == ["model_best.pth"]
+        assert "optimizer" not in load_checkpoint(kept[0]) and "model" in load_checkpoint(kept[0])
