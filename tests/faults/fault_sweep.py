@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_sweep(spec: Path, schema: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``tao-automl sweep`` on ``spec`` with ``schema`` as its search-space schema, in the spec's folder."""
+    """``tao-automl sweep --algorithm grid --seed 0`` on ``spec`` with ``schema`` as its search-space schema, run
+    in the spec's folder (a grid: one trial per choice, so each choice can carry its own fault)."""
     return subprocess.run(
         [sys.executable, "-m", "automl.cli", "sweep", "--skill", "rtdetr", "-e", str(spec), "--schema", str(schema),
          "--algorithm", "grid", "--seed", "0", *args],
