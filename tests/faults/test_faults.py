@@ -69,7 +69,8 @@ class FaultInjector(threading.Thread):
             self.mounts.append(train)
             self.done.add(key)
             self.log.append(f"{folder.name}: tmpfs of 1 MB on train/")
-        elif lr == LR_KILLED and "val: " in read_text(folder / "train.log") and not (folder / "train/metrics.jsonl").exists():
+        elif (lr == LR_KILLED and "val: " in read_text(folder / "train.log")
+              and not (folder / "train/metrics.jsonl").exists()):
             pids = trainer_pids(folder / "spec.yaml")
             if pids:
                 time.sleep(1.0)   # the data is loaded ("val: N images"): one second into epoch 0

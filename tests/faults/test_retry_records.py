@@ -34,8 +34,7 @@ def _ray_failure(number: int, message: str) -> str:
 
 def test_a_trial_failed_on_every_attempt_carries_the_reason_of_its_last_attempt(tmp_path):
     error_file = tmp_path / "error.txt"
-    error_file.write_text(_ray_failure(1, "the trainer was killed by SIGKILL (out of memory?)")
-                          + _ray_failure(2, "tao-automl train: error: the training loss is not finite at epoch 0, step 3"))
-    assert error_reason(SimpleNamespace(error_file=str(error_file))) == \
-        "tao-automl train: error: the training loss is not finite at epoch 0, step 3"
+    last = "tao-automl train: error: the training loss is not finite at epoch 0, step 3"
+    error_file.write_text(_ray_failure(1, "the trainer was killed by SIGKILL (out of memory?)") + _ray_failure(2, last))
+    assert error_reason(SimpleNamespace(error_file=str(error_file))) == last
     assert error_reason(SimpleNamespace(error_file=None)) == "the trial's worker died"
