@@ -15,11 +15,13 @@ raw logit, whose sign can flip the mask) and the IoU is taken between boxes in
 the same normalised coordinates (TAO scales predictions to pixels but not the
 ground truth).
 
-Feature maps are standardised per image and channel before L1, L2 and IOU
+Feature maps are standardised per image and channel before L1 and L2
 compare them (zero mean, unit variance over positions; PKD, Cao et al. 2022):
-raw maps of two networks differ in scale channel by channel, and an
-unnormalised MSE then either vanishes or swamps the detection loss, the way a
-feature term made distillation hurt in our measurements.
+raw maps of two networks (a backbone level, any module) differ in scale
+channel by channel, and an unnormalised MSE then either vanishes or swamps the
+detection loss.  IOU stays TAO's raw masked MSE: it binds srcs/dsrcs, which
+are already BatchNorm-scaled, and standardising them measured worse (shapes
+set, seed 0: val_mAP50 0.16 standardised vs 0.26 raw; student alone 0.04).
 """
 from __future__ import annotations
 
@@ -79,7 +81,7 @@ def iou_feature_loss(student_maps: Sequence[Tensor], teacher_maps: Sequence[Tens
     loss = student_maps[0].new_zeros(())
     for student, teacher in zip(student_maps, teacher_maps):
         mask = query_mask(teacher, queries, quality).detach()
-        loss = loss + F.mse_loss(mask * standardise(student), mask * standardise(teacher.detach()))
+        loss = loss + F.mse_loss(mask * student, mask * teacher.detach())
     return loss
 
 
