@@ -312,8 +312,10 @@ def part_overhead(args, work: Path) -> Dict[str, float]:
     print(f"    per trial: between trainers {', '.join(f'{g:.1f}s' for g in gaps) or '-'} (trial end recorded: "
           f"final.json, trials.csv, MLflow; the next trial's Ray worker started)")
     print(f"    once per sweep, end: last trainer -> command end {after:.1f}s, of which the winner's ONNX export + "
-          f"ONNX Runtime check {export:.1f}s (a deliverable, reported apart) and {after - export:.1f}s summary, "
-          f"best/ copy, Ray shutdown")
+          f"ONNX Runtime check {export:.1f}s (a deliverable, reported apart), report.html "
+          f"{timings.get('report', math.nan):.1f}s, MLflow's parent run closed with its artifacts "
+          f"{timings.get('mlflow_finish', math.nan):.1f}s; the rest: the last trial's end in Tune, best/ copy, "
+          f"summary, Ray shutdown")
     ray_times = time_ray_start()
     print(f"    apart, in a fresh process: import ray {ray_times.get('import_ray', math.nan):.1f}s, ray.init "
           f"{ray_times.get('ray_init', math.nan):.1f}s, ray.shutdown {ray_times.get('ray_shutdown', math.nan):.1f}s; "

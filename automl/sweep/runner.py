@@ -256,11 +256,11 @@ def finish(skill: str, spec: Dict[str, Any], settings: SweepSettings, table: Tri
         if path is not None:
             artifacts.append(path)
     from .report import report_after_sweep   # report.html + PNGs; a failure is one warning line, never fatal
-    artifacts += report_after_sweep(skill, settings, log)
+    artifacts += _timed(outcome.timings, "report", report_after_sweep, skill, settings, log)
     if tracker is not None:
         summary = None if best is None else {
             "trial_id": best.trial_id, "value": best.best_value, "epoch": best.best_epoch, "values": best.values}
-        tracker.finish_sweep(best=summary, artifacts=artifacts)
+        _timed(outcome.timings, "mlflow_finish", lambda: tracker.finish_sweep(best=summary, artifacts=artifacts))
     _print_summary(outcome, settings, table, log)
     return outcome
 
