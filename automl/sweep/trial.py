@@ -3,7 +3,9 @@
 A trial's folder is ``results_dir/automl/trials/<trial id>/``: ``spec.yaml``,
 ``train.log`` (the trainer's output), ``train/`` (TAO's training results:
 metrics.jsonl, status.json, checkpoints) and, once the driver has recorded
-the trial's end, ``final.json``.
+the trial's end, ``final.json``.  With the latency objective, ``latency.json``
+(:mod:`.latency`) is measured before training and its ``latency_ms`` goes with
+every result; a model over the budget is never trained.
 
 The folder is the trial's memory.  When Ray starts a trial again (a retry,
 HyperBand un-pausing it, ``--resume`` after the driver died) the trainer
