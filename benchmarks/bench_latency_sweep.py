@@ -1,6 +1,6 @@
 """Does a latency-aware sweep find a better model within a latency budget than tuning the default architecture?
 
-    python benchmarks/bench_latency_sweep.py [--trials 8] [--epochs 6] [--size 256] [--fraction 0.6] [--seed 0]
+    python benchmarks/bench_latency_sweep.py [--trials 8] [--epochs 5] [--size 160] [--fraction 0.6] [--seed 0]
 
 On drawn shapes (tests/learning/synthetic_shapes.py) with the tiny preset as the
 default architecture (resnet_18, hidden 128, 3 decoder layers, 50 queries):
@@ -52,9 +52,9 @@ INPUT_SIZE_KEY = "dataset.augmentation.train_spatial_size"   # enable_disabled: 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8, help="trials per sweep")
-    parser.add_argument("--epochs", type=int, default=6, help="epochs of a full trial")
-    parser.add_argument("--size", type=int, default=256,
-                        help="image and default input size (multiple of 32); sizes 128..256 are searched")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of a full trial")
+    parser.add_argument("--size", type=int, default=160,
+                        help="image and default input size (multiple of 32); sizes 96, 128, 160 are searched")
     parser.add_argument("--train-images", type=int, default=128)
     parser.add_argument("--val-images", type=int, default=32)
     parser.add_argument("--fraction", type=float, default=0.6, help="budget = fraction x default latency")
