@@ -82,8 +82,10 @@ def make_steps(hf, ours, spec, with_eval: bool = True):
 
     criterion = build_criterion(ModelConfig(num_queries=spec["model"]["num_queries"],
                                             num_select=spec["model"]["num_queries"]), spec["model"]["num_labels"])
-    hf_opt = torch.optim.AdamW(hf.parameters(), lr=1e-5) if hf is not None else None
-    our_opt = torch.optim.AdamW(ours.parameters(), lr=1e-5) if ours is not None else None
+    # The same optimizer on both sides: fused AdamW, transformers' Trainer default (optim="adamw_torch_fused"
+    # for torch >= 2.8) and about 5x faster on CPU than the per-parameter loop torch picks for CPU tensors.
+    hf_opt = torch.optim.AdamW(hf.parameters(), lr=1e-5, fused=True) if hf is not None else None
+    our_opt = torch.optim.AdamW(ours.parameters(), lr=1e-5, fused=True) if ours is not None else None
     images, targets = batch_for(spec)
     hf_targets = [{"class_labels": t["labels"], "boxes": t["boxes"]} for t in targets]
 
