@@ -30,7 +30,20 @@ class ConvNormLayer(nn.Module):
         self.act = activation(act, inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.norm(self.conv(x)))
+        norm = self.norm
+        if norm.training and isinstance(norm, nn.BatchNorm2d):
+            return self.act(norm(self.conv(x)))
+        if not hasattr(norm, "running_var"):  # already folded by fold_batch_norms (deploy)
+            return self.act(self.conv(x))
+        # A norm with fixed statistics (FrozenBatchNorm2d, or BatchNorm2d in eval mode) is an affine map
+        # per channel: folded into the conv's weight and bias it costs no pass over the activation, in
+        # forward or backward, and the conv weight (and the norm's affine, if trainable) still get their
+        # exact gradients through the fold.
+        scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
+        shift = norm.bias - norm.running_mean * scale
+        conv = self.conv
+        bias = shift if conv.bias is None else conv.bias * scale + shift
+        return self.act(conv._conv_forward(x, conv.weight * scale.view(-1, 1, 1, 1), bias))
 
 
 class MLP(nn.Module):
