@@ -180,9 +180,9 @@ def delete_intermediate_checkpoints(folder: Path) -> None:
             path.unlink(missing_ok=True)
     for donor in (folder / "donor").glob("*.pth"):
         donor.unlink(missing_ok=True)
-    from .slim import slim_checkpoint   # the trial is finished: its kept checkpoint needs no optimizer
+    from .slim import slim_in_background   # the trial is finished: its kept checkpoint needs no optimizer
 
-    slim_checkpoint(best)
+    slim_in_background(best)
 
 
 def progress_line(record: TrialRecord, table: TrialsTable, settings: SweepSettings) -> str:

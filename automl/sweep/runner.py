@@ -221,6 +221,9 @@ def _tracker(settings: SweepSettings, spec: Dict[str, Any], space: SearchSpace, 
 def finish(skill: str, spec: Dict[str, Any], settings: SweepSettings, table: TrialsTable, tracker,
            log: Log) -> SweepOutcome:
     """Keep the winner: best/, best_spec.yaml, the ONNX export and (where possible) a TensorRT engine."""
+    from .slim import wait_for_slimming
+
+    wait_for_slimming()   # the trials' kept checkpoints are final before the winner's is copied
     best, front_files = table.best(settings.mode), []
     if settings.multi_objective:   # pareto.csv, MLflow; the front's most accurate trial wins (pareto.py)
         from .pareto import keep_front

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -177,8 +178,9 @@ def run_trial(config: Dict[str, Any], context: TrialContext) -> None:
         if code != 0:
             raise TrialFailed(failure_reason(process.last_lines(), code))
     finally:
+        ended = time.time()   # the trainer's own time ends here: the group's clean-up is orchestration
         process.stop()
-        _add_trainer_time(folder, started, time.time())
+        _add_trainer_time(folder, started, ended)
 
 
 def over_budget_result(latency: Latency, settings: SweepSettings) -> Dict[str, Any]:
@@ -205,7 +207,10 @@ def _follow(process: TrainingProcess, folder: Path, settings: SweepSettings, rep
             reported = record["epoch"]
         if not running:
             return reported
-        time.sleep(POLL_SECONDS)
+        try:   # like sleep(POLL_SECONDS), but wakes at once when the trainer exits
+            process.process.wait(timeout=POLL_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def _report_with_checkpoint(result: Dict[str, Any], folder: Path, settings: SweepSettings, tune) -> None:
