@@ -5,7 +5,7 @@ vd backbone, 128 wide, 3 decoder layers, 50 queries, 50 denoising queries) at
 128x128, trained from scratch (each with its own initialisation, same seed) on
 the drawn shapes set (tests/learning/synthetic_shapes.py, sparse category ids)
 with the same batches in the same order (our data pipeline, batch 8), the same
-AdamW parameter groups (norms and biases without weight decay), warmup + cosine
+fused AdamW and parameter groups (norms and biases without weight decay), warmup + cosine
 schedule and gradient clipping.  Both are scored every ``--eval-every`` steps by
 the same post-processor and pycocotools evaluation (engine/coco_eval.py).
 
@@ -87,8 +87,9 @@ class Side:
         self.name, self.model, self.loss_fn = name, model, loss_fn
         groups = build_param_groups(model, lr=tiny_preset.LR, lr_backbone=tiny_preset.LR,
                                     weight_decay=tiny_preset.WEIGHT_DECAY, backbone_prefix=backbone_prefix)
+        # fused: transformers' Trainer default (adamw_torch_fused) and ~5x faster on CPU than the per-parameter loop
         self.optimizer = torch.optim.AdamW(groups, lr=tiny_preset.LR, betas=(0.9, 0.999),
-                                           weight_decay=tiny_preset.WEIGHT_DECAY)
+                                           weight_decay=tiny_preset.WEIGHT_DECAY, fused=True)
         self.schedule = WarmupDecaySchedule(self.optimizer, kind="cosine", iters_per_epoch=steps, num_epochs=1,
                                             warmup_steps=tiny_preset.WARMUP_STEPS)
         self.trainable = [p for p in model.parameters() if p.requires_grad]
