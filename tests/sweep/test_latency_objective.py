@@ -255,16 +255,21 @@ def test_a_measurement_is_reused_for_the_same_architecture_only(tmp_path):
 @pytest.mark.slow
 def test_a_budgeted_sweep_stops_models_over_budget_and_its_winner_fits(tmp_path):
     """Tiny trials on a local Ray (about 2 minutes on 2 idle cores, 4 on busy ones): the budget sits
-    between the resnet_18 model and the resnet_50 one, and the seed's first two trials give one of each."""
-    from automl.sweep.latency import measure_model_latency
-
+    between the resnet_18 model and the resnet_50 one (their geometric mean, measured the way trials
+    measure), and the seed's first two trials give one of each."""
     # The spec's resnet_18 is the deepest backbone searched unless a range_override widens it: here it does.
     spec_file = tiny_sweep_spec(tmp_path, epochs=1, train_count=8, val_count=4,
                                 searched=("train.optim.lr", "model.backbone", "model.dec_layers"),
                                 automl={"range_override": {"model.backbone": {"choices": ["resnet_18", "resnet_50"]}}})
-    cfg = load_spec("rtdetr", spec_file, ["model.dec_layers=1"], "train")   # the fastest resnet_18 model
-    fast = measure_model_latency(cfg, (64, 64, 1), threads=1, iterations=20, workdir=tmp_path / "probe")
-    budget = round(fast.latency_ms * 1.35, 2)   # resnet_50 takes about twice as long
+
+    def probe(backbone: str) -> float:
+        spec = load_spec_dict("rtdetr", spec_file, [f"model.backbone={backbone}", "model.dec_layers=1"], "train")
+        folder = tmp_path / f"probe_{backbone}"
+        folder.mkdir()
+        (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
+        return trial_latency(spec, folder / "spec.yaml", folder, threads=1, iterations=20, cwd=ROOT).latency_ms
+
+    budget = round((probe("resnet_18") * probe("resnet_50")) ** 0.5, 3)   # resnet_50: about 2.5 x resnet_18
     done = subprocess.run(
         [sys.executable, "-m", "automl.cli", "sweep", "--skill", "rtdetr", "-e", str(spec_file),
          "--latency-budget-ms", str(budget), "--algorithm", "asha", "--max-trials", "3", "--max-concurrent", "1",
