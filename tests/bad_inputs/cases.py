@@ -461,6 +461,13 @@ def checkpoint_without_weights(world, folder):
 
 
 @case("checkpoint")
+def resume_from_weights_only_checkpoint(world, folder):
+    # A finished sweep trial's kept model_best.pth has no optimizer state: resuming it is a user mistake.
+    return _run("train", world, folder, f"train.resume_training_checkpoint_path={world.checkpoint}"), \
+        "weights only"
+
+
+@case("checkpoint")
 def checkpoint_missing(world, folder):
     return _run("evaluate", world, folder, f"evaluate.checkpoint={folder / 'in' / 'gone.pth'}"), "gone.pth"
 

@@ -207,6 +207,10 @@ def _run(cfg, parts: Parts, env: distributed.DistEnv, device: torch.device, prec
         spec_hyperparameters = [{k: g[k] for k in SPEC_GROUP_KEYS if k in g} for g in optimizer.param_groups]
         try:
             resumed = load_checkpoint(resume_from, map_location=device)
+            if "optimizer" not in resumed:
+                raise UserError(f"cannot resume from {resume_from}: it holds weights only, no training state (a "
+                                f"finished sweep trial's kept checkpoint); start from its weights with "
+                                f"train.pretrained_model_path={resume_from} instead")
             point = restore_training_state(resumed, model=model, ema=ema,
                                            optimizer=optimizer, lr_scheduler=lr_scheduler, grad_scaler=grad_scaler)
         except (RuntimeError, KeyError, ValueError) as error:
