@@ -33,8 +33,10 @@ class DistillConfig:
         description="The module pairs compared by the distillation loss.")
     results_dir: str = param("", description="Where distill writes its results (default results_dir/distill).")
     # Output distillation is ours (TAO distils features only); model.distillation_loss_coef scales it too.
-    teacher_score_threshold: float = param(0.3, minimum=0.0, maximum=1.0,
-                                           description="Teacher queries scored at least this are distilled (ours).")
+    teacher_score_threshold: float = param(
+        0.3, minimum=0.0, maximum=1.0,
+        description="When student and teacher memories differ (strides, levels, input size): teacher queries "
+                    "scored at least this are matched and distilled (ours).")
     output_class_weight: float = param(1.0, minimum=0.0,
                                        description="Weight of the class-score distillation (ours).")
     output_box_weight: float = param(1.0, minimum=0.0,
