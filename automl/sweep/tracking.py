@@ -28,6 +28,8 @@ from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH, MAX_PARAM_VAL_LENGTH
 
 from trainers.errors import UserError
 
+from .mlflow_store import seed_new_store
+
 SWEEP_TAG = "tao_automl.sweep_id"
 TRIAL_TAG = "tao_automl.trial_id"
 STATUS_TAG = "tao_automl.status"
@@ -130,6 +132,7 @@ class SweepTracker:
         if db_path is not None:
             db_path.parent.mkdir(parents=True, exist_ok=True)
             artifact_location = str(db_path.parent / "mlartifacts")
+            seed_new_store(db_path, lambda uri: MlflowClient(tracking_uri=uri).search_experiments(max_results=1))
         # The first store access (in the client's constructor) creates and migrates the SQLite tables:
         # once, here, in the driver, before any trial starts.
         self.client = self._retry(MlflowClient, tracking_uri=tracking_uri)

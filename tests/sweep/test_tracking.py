@@ -240,3 +240,27 @@ def test_a_lock_held_past_mlflows_own_wait_is_retried_then_reported_in_one_line_
     assert time.monotonic() - started >= 7.5
     holder.join()
     assert tracker.start_sweep("s", run_name="s", spec={}, space={}, settings={})
+
+
+def test_a_new_store_is_copied_from_a_migrated_template_made_once(tmp_path, monkeypatch):
+    from automl.sweep.mlflow_store import seed_new_store, template_path
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    opened = []
+
+    def open_store(uri):
+        opened.append(uri)
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+
+    (tmp_path / "a").mkdir()
+    seed_new_store(tmp_path / "a" / "mlflow.db", open_store)
+    seed_new_store(tmp_path / "a" / "mlflow.db", open_store)   # exists now: left alone
+    (tmp_path / "b").mkdir()
+    seed_new_store(tmp_path / "b" / "mlflow.db", open_store)
+
+    assert len(opened) == 1 and template_path().is_file(), "the migrations ran once, for the template"
+    assert (tmp_path / "b" / "mlflow.db").read_bytes() == template_path().read_bytes()
+    tracker = SweepTracker(f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}")
+    tracker.start_sweep("s1", run_name="sweep", spec={}, space={}, settings={})
+    assert [r.info.run_id for r in tracker.client.search_runs([tracker.experiment_id])] == [tracker.parent_id]
+    assert not list(tmp_path.rglob("*.tmp"))
