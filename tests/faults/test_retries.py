@@ -111,6 +111,7 @@ def test_a_killed_trial_is_retried_to_completion_and_a_nan_loss_fails_every_atte
 
     nan = by_start[diverged]
     assert nan["status"] == "failed" and NAN_LINE in nan["reason"], nan
+    assert "before any weight update" in nan["reason"], "the hint names the starting weights, not the lr"
     assert nan["attempts"] == str(MAX_RETRIES + 1) and int(nan["epochs_run"]) == 0
     assert trainer_starts(Path(nan["trial_dir"])) == MAX_RETRIES + 1
     assert read_text(Path(nan["trial_dir"]) / "train.log").count(NAN_LINE) == MAX_RETRIES + 1

@@ -53,8 +53,12 @@ def _to_device(targets: Sequence[Dict], device: torch.device) -> List[Dict]:
              for key, value in target.items()} for target in targets]
 
 
-def _check_finite(loss: torch.Tensor, loss_dict: Dict[str, torch.Tensor], epoch: int, step: int) -> None:
-    """Every process agrees on whether to stop, so no rank is left waiting in an all-reduce."""
+def _check_finite(loss: torch.Tensor, loss_dict: Dict[str, torch.Tensor], epoch: int, step: int,
+                  before_any_update: bool = False) -> None:
+    """Every process agrees on whether to stop, so no rank is left waiting in an all-reduce.
+
+    ``before_any_update``: no optimizer step has run yet, so the learning rate cannot be the cause.
+    """
     bad = torch.tensor(0.0 if torch.isfinite(loss) else 1.0, device=loss.device)
     if distributed.is_distributed():
         torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
@@ -63,7 +67,9 @@ def _check_finite(loss: torch.Tensor, loss_dict: Dict[str, torch.Tensor], epoch:
         raise NonFiniteLossError(
             f"the training loss is not finite at epoch {epoch}, step {step} "
             f"(loss={loss.item():.4g}{'; ' + terms if terms else '; on another process'}); "
-            f"try a lower train.optim.lr, train.precision fp32 or bf16, or a smaller train.clip_grad_norm")
+            + ("before any weight update, so the starting weights (train.pretrained_model_path, the resumed "
+               "checkpoint) or the data are the cause; check them" if before_any_update else
+               "try a lower train.optim.lr, train.precision fp32 or bf16, or a smaller train.clip_grad_norm"))
 
 
 def train_one_epoch(*, model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer, lr_scheduler,
@@ -99,7 +105,8 @@ def train_one_epoch(*, model: nn.Module, criterion: nn.Module, optimizer: torch.
             # The criterion and its matcher run in fp32, outside autocast.
             loss_dict = criterion(to_float32(outputs), targets)
             loss = sum(loss_dict.values())
-            _check_finite(loss, loss_dict, epoch, index)
+            _check_finite(loss, loss_dict, epoch, index,
+                          before_any_update=global_step == 0 and index < accumulation_steps)
             grad_scaler.scale(loss / group_size).backward()
 
         if ends_group:
