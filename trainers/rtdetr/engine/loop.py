@@ -63,7 +63,9 @@ def _check_finite(loss: torch.Tensor, loss_dict: Dict[str, torch.Tensor], epoch:
     if distributed.is_distributed():
         torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
     if bad.item() > 0:
-        terms = ", ".join(f"{k}={v.item():.4g}" for k, v in loss_dict.items() if not torch.isfinite(v))
+        bad_terms = [f"{k}={v.item():.4g}" for k, v in loss_dict.items() if not torch.isfinite(v)]
+        # A few terms name the culprit; all ~30 of a NaN'd model would push the hint out of a one-line reason.
+        terms = ", ".join(bad_terms[:3]) + (f" and {len(bad_terms) - 3} more" if len(bad_terms) > 3 else "")
         raise NonFiniteLossError(
             f"the training loss is not finite at epoch {epoch}, step {step} "
             f"(loss={loss.item():.4g}{'; ' + terms if terms else '; on another process'}); "
