@@ -36,9 +36,10 @@ from torch import Tensor, nn
 from trainers.rtdetr.model.box_ops import cxcywh_to_xyxy, paired_iou
 
 from .losses import binary_kl
+from .taps import Tap
 
 
-class DecoderTap:
+class DecoderTap(Tap):
     """Keeps what one RT-DETR decoder saw in its latest forward (training forwards only when ``only_with_grad``).
 
     ``memory`` [B,S,D] (flattened encoder levels), ``shapes`` [(H_l, W_l)],
@@ -49,9 +50,9 @@ class DecoderTap:
     """
 
     def __init__(self, model: nn.Module, *, only_with_grad: bool):
+        super().__init__()
         decoder = model.decoder
         self.num_queries = decoder.num_queries
-        self.values: Dict[str, object] = {}
         values = self.values
 
         def recording() -> bool:
@@ -70,28 +71,13 @@ class DecoderTap:
                 values["start_boxes"] = args[1][:, -self.num_queries:]   # denoising queries come first
                 values["memory"], values["shapes"] = args[2], args[3]
 
-        self._handles = [decoder.enc_output.register_forward_hook(keep_tokens),
-                         decoder.enc_score_head.register_forward_hook(keep_logits),
-                         decoder.decoder.register_forward_pre_hook(keep_decoder_inputs)]
-
-    def __getattr__(self, name: str):
-        values = self.__dict__.get("values", {})
-        if name in values:
-            return values[name]
-        raise AttributeError(name)
+        self._handles += [decoder.enc_output.register_forward_hook(keep_tokens),
+                          decoder.enc_score_head.register_forward_hook(keep_logits),
+                          decoder.decoder.register_forward_pre_hook(keep_decoder_inputs)]
 
     def topk(self) -> Tensor:
         """The top-k positions [B,K] the decoder selected (same rule as RTDETRDecoder.forward)."""
         return torch.topk(self.enc_logits.max(-1).values, self.num_queries, dim=1).indices
-
-    def clear(self) -> None:
-        self.values.clear()
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-        self.values.clear()
 
 
 def decode_from(student: nn.Module, tap: DecoderTap, positions: Tensor, start_boxes: Tensor):

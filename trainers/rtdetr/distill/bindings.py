@@ -16,12 +16,14 @@ taps only record while gradients are on, so validation passes leave them alone.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import List, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from trainers.errors import UserError
+
+from .taps import Tap
 
 ALIASES = ("srcs", "dsrcs", "bb_feats")
 
@@ -48,12 +50,11 @@ def check_module_names(model: nn.Module, names: Sequence[str], key: str) -> None
                         f"or a module name such as encoder.input_proj.0")
 
 
-class FeatureTaps:
+class FeatureTaps(Tap):
     """Keeps the latest output of each named place of ``model``; ``taps[name]`` -> list of [B,C,H,W] maps."""
 
     def __init__(self, model: nn.Module, names: Sequence[str], *, only_with_grad: bool):
-        self.values: Dict[str, object] = {}
-        self._handles = []
+        super().__init__()
         self._only_with_grad = only_with_grad
         modules = dict(model.named_modules())
         for name in dict.fromkeys(names):
@@ -93,15 +94,6 @@ class FeatureTaps:
             maps.append(proj)
         return maps
 
-    def clear(self) -> None:
-        self.values.clear()
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-        self.values.clear()
-
 
 class InputTap:
     """Keeps the images of the latest training forward of ``model`` (the criterion never sees them)."""
@@ -121,7 +113,7 @@ class InputTap:
         self.images = None
 
 
-class QuerySelectionTap:
+class QuerySelectionTap(Tap):
     """The teacher's encoder top-k selection, which TAO's IOU criterion weights features with.
 
     After a forward in eval mode: ``queries`` [B,Q,hidden] (the selected encoder
@@ -130,9 +122,9 @@ class QuerySelectionTap:
     """
 
     def __init__(self, model: nn.Module):
+        super().__init__()
         decoder = model.decoder
         self.num_queries = decoder.num_queries
-        self.values: Dict[str, Tensor] = {}
         values = self.values
 
         def keep_logits(_module, _inputs, logits) -> None:
@@ -143,16 +135,6 @@ class QuerySelectionTap:
             values["queries"] = args[0]
             values["boxes"] = args[1].sigmoid()
 
-        self._handles = [decoder.enc_score_head.register_forward_hook(keep_logits),
-                         decoder.decoder.register_forward_pre_hook(keep_decoder_inputs)]
-
-    def __getattr__(self, name: str) -> Tensor:
-        values = self.__dict__.get("values", {})
-        if name in values:
-            return values[name]
-        raise AttributeError(name)
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
+        self._handles += [decoder.enc_score_head.register_forward_hook(keep_logits),
+                          decoder.decoder.register_forward_pre_hook(keep_decoder_inputs)]
 
