@@ -21,7 +21,7 @@ demo: venv
 
 # The whole suite, slow tests included (under 15 minutes on 2 cores); `make test-fast` skips the slow ones.
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow"
