@@ -78,6 +78,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.learning.synthetic_shapes import write_shapes_dataset  # noqa: E402
 from tests.learning.tiny_preset import shapes_spec  # noqa: E402
+from automl.sweep.trial import read_epochs  # noqa: E402
 
 SIZE = 64
 BATCH = 8
@@ -168,20 +169,6 @@ class SweepRun:
             return list(csv.DictReader(handle))
 
 
-def _read_lines(path: Path) -> List[dict]:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return []
-    records = []
-    for line in text.splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:   # being written: seen whole at the next poll
-            break
-    return records
-
-
 def run_sweep_command(spec: Path, flags: List[str], *, budget_epochs: Optional[int] = None,
                       timeout: float = 7200.0) -> SweepRun:
     """Run ``tao-automl sweep`` on ``spec``, watching each trial's metrics.jsonl; with ``budget_epochs``,
@@ -200,7 +187,7 @@ def run_sweep_command(spec: Path, flags: List[str], *, budget_epochs: Optional[i
                 running = process.poll() is None
                 for metrics in sorted(trials_dir.glob("*/train/metrics.jsonl")) if trials_dir.is_dir() else []:
                     trial_id = metrics.parent.parent.name
-                    for record in _read_lines(metrics)[seen.get(trial_id, 0):]:
+                    for record in read_epochs(metrics.parent.parent)[seen.get(trial_id, 0):]:
                         value = record.get(METRIC)
                         run.epochs.append(EpochSeen(time.time() - run.started, trial_id, int(record["epoch"]),
                                                     None if value is None else float(value)))
@@ -232,7 +219,7 @@ def trainer_runs(run: SweepRun) -> List[Tuple[str, dict, List[dict]]]:
     found = []
     for path in (run.automl_dir / "trials").glob("*/trainer_time.json"):
         folder = path.parent
-        found.append((folder.name, json.loads(path.read_text()), _read_lines(folder / "train" / "metrics.jsonl")))
+        found.append((folder.name, json.loads(path.read_text()), read_epochs(folder)))
     return sorted(found, key=lambda item: item[1]["runs"][0]["started"])
 
 
@@ -268,7 +255,7 @@ def plain_train(trial_folder: Path, work: Path) -> Tuple[float, float]:
                         "--automl-policy", "off"], cwd=work, stdout=log, stderr=subprocess.STDOUT, check=True,
                        env={**os.environ, **threads, "PYTHONPATH": str(ROOT)}, timeout=3600)
     wall = time.time() - started
-    epochs = _read_lines(work / "plain" / "train" / "metrics.jsonl")
+    epochs = read_epochs(work / "plain")
     return wall, sum(r["wall_seconds"] for r in epochs)
 
 
