@@ -29,6 +29,12 @@ SIZE = 64
 BATCH = 8
 POLL_SECONDS = 0.2
 METRIC = "val_mAP50"
+VAL_IMAGES = 32
+
+
+def load() -> str:
+    """The 1-minute load average, printed next to timings: on shared cores absolute seconds move with it."""
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 # ---------------------------------------------------------------------------------------------- the task
