@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from ray.tune.schedulers import (ASHAScheduler, FIFOScheduler, HyperBandForBOHB, HyperBandScheduler,
                                  PopulationBasedTraining, TrialScheduler)
+from ray.tune.schedulers.async_hyperband import _Bracket as _AsyncBracket
 from ray.tune.schedulers.hyperband import _Bracket
 
 from search_spaces.parameters import SearchSpace
@@ -22,8 +23,10 @@ def build_scheduler(settings: SweepSettings, space: SearchSpace) -> TrialSchedul
     common = dict(time_attr=TIME_ATTR, metric=settings.metric, mode=settings.mode)
     algorithm = settings.algorithm
     if algorithm == "asha":
-        return ASHAScheduler(**common, max_t=settings.max_epochs, grace_period=settings.grace_period,
-                             reduction_factor=settings.reduction_factor)
+        # One bracket (the most aggressive: every trial may stop at the grace period); a trial that reaches
+        # max_t ends there, as it would anyway.
+        return FirstRungWaitsASHA(**common, max_t=settings.max_epochs, grace_period=settings.grace_period,
+                                  reduction_factor=settings.reduction_factor, brackets=1, stop_last_trials=True)
     if algorithm == "hyperband":
         return FullRungsHyperBand(**common, max_t=settings.max_epochs, reduction_factor=settings.reduction_factor)
     if algorithm == "bohb":
@@ -35,6 +38,41 @@ def build_scheduler(settings: SweepSettings, space: SearchSpace) -> TrialSchedul
             hyperparam_mutations=pbt_mutations(space, settings.seed), quantile_fraction=0.25,
             resample_probability=0.25, perturbation_factors=(1.25, 0.8), synch=False)
     return FIFOScheduler()
+
+
+class _FirstRungWaitsBracket(_AsyncBracket):
+    """Ray's ASHA bracket, except that a trial passes the first rung only once ``reduction_factor`` trials
+    (itself included) have reached it: the first ``reduction_factor - 1`` arrivals stop there.
+
+    Ray continues any trial that reaches a rung with no result to compare against, so the sweep's first
+    trial always runs to max_t, and the second whenever it beats the first.  At the first rung those
+    trials are the sampler's random start-up draws, most of them bad on a wide space (a learning rate over
+    four decades), and each free pass costs max_t - grace epochs.  Worse, Optuna's TPE ranks every
+    COMPLETE trial above every PRUNED one, so a bad trial that ran to the end becomes the model of a good
+    configuration until a better one completes.  Stopping them costs grace epochs each, and their
+    intermediate values still reach the sampler (told as pruned).  This is the promotion rule of ASHA's
+    paper (Li et al. 2020: promote only from the top 1/eta of a rung, so nobody from a rung holding fewer
+    than eta results) at the rung the start-up draws crowd; at higher rungs every arrival already won a
+    comparison, and Ray's rule stands.
+    """
+
+    def on_result(self, trial, cur_iter: int, cur_rew: Optional[float]) -> str:
+        first_milestone, recorded = self._rungs[-1]   # rungs are kept highest first
+        crowded_first_rung = (len(self._rungs) > 1 and cur_rew is not None and cur_iter >= first_milestone
+                              and trial.trial_id not in recorded and len(recorded) + 1 < self.rf)
+        action = super().on_result(trial, cur_iter, cur_rew)
+        return TrialScheduler.STOP if crowded_first_rung else action
+
+
+class FirstRungWaitsASHA(ASHAScheduler):
+    """Ray's ASHAScheduler whose brackets are :class:`_FirstRungWaitsBracket`."""
+
+    def __init__(self, *, grace_period: int, max_t: int, reduction_factor: float, brackets: int = 1,
+                 stop_last_trials: bool = True, **kwargs):
+        super().__init__(grace_period=grace_period, max_t=max_t, reduction_factor=reduction_factor,
+                         brackets=brackets, stop_last_trials=stop_last_trials, **kwargs)
+        self._brackets = [_FirstRungWaitsBracket(grace_period, max_t, reduction_factor, s,
+                                                 stop_last_trials=stop_last_trials) for s in range(brackets)]
 
 
 def hyperband_rungs(max_t: int, eta: int, s: int) -> List[int]:

@@ -161,7 +161,7 @@ def test_bayesian_tpe_with_one_seed_proposes_the_same_configurations():
     def proposals():
         searcher = build_searcher(settings, space)
         made = []
-        for i in range(6):   # 3 start-up trials (a third of 9), then TPE's own
+        for i in range(6):   # 4 start-up trials (startup_trials(9)), then TPE's own
             config = searcher.suggest(f"t{i}")
             made.append(config)
             score = -abs(math.log10(config["train.optim.lr"]) + 3.5)   # best near lr 3e-4
