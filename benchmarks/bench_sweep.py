@@ -22,6 +22,7 @@ layers) at 64x64, batch 8, 1 CPU (one torch thread) per trial.
     whether a trainer runs slower inside a sweep than alone.
     Goal: overhead <= 5 % of the wall time with trials of a minute or more.
 
+Part 2's current sizes and defaults (they supersede the numbers below): benchmarks/sweep_search.py.
 (2) Search.  The task: the drawn shapes, every shape one class (a task the
     tiny preset learns within a few epochs at 64 px with a good learning
     rate), ``--search-images`` (96) training images.  The space:

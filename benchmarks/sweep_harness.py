@@ -52,9 +52,9 @@ def one_class(data: Dict[str, Path]) -> Dict[str, Path]:
 
 
 def write_task(root: Path, data: Dict[str, Path], *, epochs: int, searched: List[str],
-               ranges: Dict[str, dict], train_seed: int, num_classes: int = 3) -> Path:
+               ranges: Dict[str, dict], train_seed: int, num_classes: int = 3, batch_size: int = BATCH) -> Path:
     """spec.yaml under ``root`` for a sweep of the tiny preset on ``data``; results in ``root/results``."""
-    spec = shapes_spec(data, root / "results", size=SIZE, epochs=epochs, batch_size=BATCH, seed=train_seed,
+    spec = shapes_spec(data, root / "results", size=SIZE, epochs=epochs, batch_size=batch_size, seed=train_seed,
                        num_classes=num_classes)
     if num_classes == 1:
         spec["model"]["num_select"] = spec["model"]["num_queries"] - 1   # < queries x classes (TAO rule)
@@ -107,10 +107,11 @@ class SweepRun:
 
 
 def run_sweep_command(spec: Path, flags: List[str], *, budget_epochs: Optional[int] = None,
-                      timeout: float = 7200.0) -> SweepRun:
+                      stop_at_value: Optional[float] = None, timeout: float = 7200.0) -> SweepRun:
     """Run ``tao-automl sweep`` on ``spec``, watching each trial's metrics.jsonl; with ``budget_epochs``,
     SIGINT the driver once that many epochs are complete (Ray Tune then stops the trials and the sweep
-    finishes as usual: trials.csv, best/, export)."""
+    finishes as usual: trials.csv, best/, export); with ``stop_at_value``, also once an epoch's METRIC
+    reaches it (the epochs still to come could not change when the sweep first reached it)."""
     command = [sys.executable, "-m", "automl.cli", "sweep", "--skill", "rtdetr", "-e", str(spec), *flags]
     root = spec.parent
     trials_dir = root / "results" / "automl" / "trials"
@@ -129,8 +130,10 @@ def run_sweep_command(spec: Path, flags: List[str], *, budget_epochs: Optional[i
                         run.epochs.append(EpochSeen(time.time() - run.started, trial_id, int(record["epoch"]),
                                                     None if value is None else float(value)))
                         seen[trial_id] = seen.get(trial_id, 0) + 1
-                if (budget_epochs is not None and run.stopped_at_epochs is None and running
-                        and len(run.epochs) >= budget_epochs):
+                reached = stop_at_value is not None and any(
+                    e.value is not None and e.value >= stop_at_value for e in run.epochs)
+                if (run.stopped_at_epochs is None and running
+                        and (reached or (budget_epochs is not None and len(run.epochs) >= budget_epochs))):
                     run.stopped_at_epochs = len(run.epochs)
                     process.send_signal(signal.SIGINT)
                 if not running:
