@@ -219,6 +219,35 @@ def test_a_sampled_architecture_is_made_consistent_and_loads_as_a_spec(tmp_path)
     assert cfg.model.hidden_dim == 128 and cfg.model.eval_idx == 2
 
 
+def _space_command(capsys, *argv):
+    from automl import cli
+
+    code = cli.main(["space", "--skill", "rtdetr", "--json", *argv])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return {p["name"]: p for p in json.loads(captured.out)["parameters"]}
+
+
+def test_the_space_command_shows_the_latency_knobs_when_the_sweep_would_search_them(capsys, tmp_path):
+    plain = _space_command(capsys)
+    assert INPUT_SIZE not in plain and "model.backbone" not in plain
+    for argv in (["--objective", "map50-latency"], ["automl.automl_latency_budget_ms=40"],
+                 ["automl.automl_objective=map50-latency"]):
+        shown = _space_command(capsys, *argv)
+        assert set(shown) == set(latency_search_space("rtdetr", _default_spec()).names()), argv
+        assert shown["model.backbone"]["choices"] == ["resnet_18", "resnet_34", "resnet_50"]
+    # The spec's own model sets the knobs' ranges, as in the sweep; --objective map50 wins over the spec.
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"model": {"backbone": "resnet_34", "dec_layers": 4},
+                                    "automl": {"automl_latency_budget_ms": 30}}))
+    shown = _space_command(capsys, "-e", str(spec))
+    assert shown["model.backbone"]["choices"] == ["resnet_18", "resnet_34"] and shown["model.dec_layers"]["high"] == 4
+    assert "model.backbone" not in _space_command(capsys, "-e", str(spec), "--objective", "map50")
+    # A deploy size fixed by the spec is not searched: the sweep says so, and so does the command.
+    fixed = _space_command(capsys, "--objective", "map50-latency", "export.input_height=544", "export.input_width=960")
+    assert INPUT_SIZE not in fixed and "model.backbone" in fixed
+
+
 # -- the over-budget stop and the measurement's reuse ----------------------------------------------------
 
 def test_a_model_over_the_budget_stops_before_training_with_no_rung_for_the_scheduler():
