@@ -530,3 +530,29 @@ def sweep_already_in_results(world, folder):
     (folder / "results" / "automl").mkdir(parents=True)
     (folder / "results" / "automl" / "trials.csv").write_text("trial_id,status\n")
     return _run("sweep", world, folder), "--resume"
+
+
+# Latency objective (--objective, --latency-budget-ms; automl/sweep/settings.py check_objective).
+for _name, _flags, _fragment in [
+        ("sweep_latency_budget_zero", ["--latency-budget-ms", "0"], "--latency-budget-ms 0"),
+        ("sweep_latency_budget_negative", ["--latency-budget-ms", "-5"], "--latency-budget-ms -5"),
+        ("sweep_latency_budget_not_a_number", ["--latency-budget-ms", "abc"], "abc"),
+        ("sweep_latency_budget_nan", ["--latency-budget-ms", "nan"], "--latency-budget-ms nan"),
+        ("sweep_latency_budget_with_map50", ["--objective", "map50", "--latency-budget-ms", "20"],
+         "needs --objective map50-latency"),
+        ("sweep_two_objectives_with_asha", ["--objective", "map50-latency", "--algorithm", "asha"],
+         "give --latency-budget-ms"),
+        ("sweep_two_objectives_with_gp", ["--objective", "map50-latency", "--algorithm", "bayesian",
+                                          "--sampler", "gp"], "--sampler gp"),
+        ("sweep_unknown_objective", ["--objective", "speed"], "--objective speed")]:
+    case("sweep")(_sweep_flags(_name, _flags, _fragment))
+
+
+@case("sweep")
+def sweep_negative_latency_budget_in_spec(world, folder):
+    return _run("sweep", world, folder, automl={"automl_latency_budget_ms": -5}), "automl_latency_budget_ms"
+
+
+@case("sweep")
+def sweep_unknown_objective_in_spec(world, folder):
+    return _run("sweep", world, folder, automl={"automl_objective": "fastest"}), "fastest"
