@@ -79,14 +79,16 @@ def draw_image(rng: np.random.Generator, size: int, min_side: float = 0.18, max_
     return image, objects
 
 
-def write_shapes_split(root: Path, name: str, count: int, size: int = 128, seed: int = 0) -> Path:
-    """``count`` images under ``root/<name>/`` and the COCO json ``root/<name>.json``; returns the json path."""
+def write_shapes_split(root: Path, name: str, count: int, size: int = 128, seed: int = 0,
+                       min_side: float = 0.18, max_side: float = 0.45) -> Path:
+    """``count`` images under ``root/<name>/`` and the COCO json ``root/<name>.json``; returns the json path.
+    Shapes' sides are ``min_side``..``max_side`` of the image side."""
     rng = np.random.default_rng(seed)
     image_dir = Path(root) / name
     image_dir.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
     for index in range(count):
-        image, objects = draw_image(rng, size)
+        image, objects = draw_image(rng, size, min_side, max_side)
         file_name = f"{name}_{index:05d}.png"
         image.save(image_dir / file_name)
         image_id = index + 1
@@ -103,9 +105,9 @@ def write_shapes_split(root: Path, name: str, count: int, size: int = 128, seed:
     return json_path
 
 
-def write_shapes_dataset(root: Path, train_count: int, val_count: int, size: int = 128, seed: int = 0
-                         ) -> Dict[str, Path]:
+def write_shapes_dataset(root: Path, train_count: int, val_count: int, size: int = 128, seed: int = 0,
+                         min_side: float = 0.18, max_side: float = 0.45) -> Dict[str, Path]:
     """Train and val splits drawn from different seeds; returns ``{split: json}`` and ``{split_dir: folder}``."""
-    return {"train": write_shapes_split(root, "train", train_count, size, seed),
-            "val": write_shapes_split(root, "val", val_count, size, seed + 1_000_003),
+    return {"train": write_shapes_split(root, "train", train_count, size, seed, min_side, max_side),
+            "val": write_shapes_split(root, "val", val_count, size, seed + 1_000_003, min_side, max_side),
             "train_dir": Path(root) / "train", "val_dir": Path(root) / "val"}
