@@ -56,9 +56,14 @@ class _FirstRungWaitsBracket(_AsyncBracket):
     comparison, and Ray's rule stands.
     """
 
+    def __init__(self, min_t: int, max_t: int, *args, **kwargs):
+        super().__init__(min_t, max_t, *args, **kwargs)
+        self.max_t = max_t
+
     def on_result(self, trial, cur_iter: int, cur_rew: Optional[float]) -> str:
         first_milestone, recorded = self._rungs[-1]   # rungs are kept highest first
-        crowded_first_rung = (len(self._rungs) > 1 and cur_rew is not None and cur_iter >= first_milestone
+        # A first rung at max_t (grace period = max epochs) stops nobody early: trials there are done anyway.
+        crowded_first_rung = (first_milestone < self.max_t and cur_rew is not None and cur_iter >= first_milestone
                               and trial.trial_id not in recorded and len(recorded) + 1 < self.rf)
         action = super().on_result(trial, cur_iter, cur_rew)
         return TrialScheduler.STOP if crowded_first_rung else action

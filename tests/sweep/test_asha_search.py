@@ -50,6 +50,11 @@ def test_asha_s_higher_rungs_keep_ray_s_rule_for_their_first_arrival():
     assert bracket.on_result(_Trial("c"), 3, 0.4) == TrialScheduler.CONTINUE
 
 
+def test_the_first_rung_waits_also_when_it_is_asha_s_only_rung():
+    bracket = _asha(max_epochs=2, grace=1)   # reduction factor 3: one rung, at epoch 1
+    assert [bracket.on_result(_Trial(t), 1, 0.9) for t in "ab"] == [TrialScheduler.STOP] * 2
+
+
 def test_asha_with_the_grace_period_at_the_full_budget_stops_nobody_early():
     bracket = _asha(max_epochs=2, grace=2)
     assert bracket.on_result(_Trial("a"), 2, 0.1) == TrialScheduler.CONTINUE
