@@ -26,6 +26,11 @@ knobs away (name ``dataset.augmentation.train_spatial_size`` or
 ``export.input_height``/``input_width`` fixes the deploy size, so the input
 size is not searched.
 
+Latency only grows with each knob (a deeper backbone, a wider or deeper transformer, more
+queries, a larger input), so a configuration at least as large in every knob as one measured over
+the budget is over it too (:func:`at_least_as_slow`): the searcher tells such a proposal to Optuna
+as infeasible and asks again, instead of spending a trial (and a measurement) on it.
+
 Rules applied to every trial's spec (:func:`apply_latency_rules`):
 
 - ``input_size`` s -> train_spatial_size / eval_spatial_size [s, s'] (s' keeps
@@ -163,6 +168,44 @@ def mark_latency_ranges(space: SearchSpace, spec: Mapping[str, Any]) -> SearchSp
         if p.name in KNOBS and not _has_override(user, p.name) and p.name in default_ranges(spec) else p
         for p in space.parameters)
     return dataclasses.replace(space, parameters=parameters)
+
+
+# Sampled keys whose larger value never makes the deployed model faster, and the order of the backbones.
+MONOTONE_KEYS = ("model.backbone", "model.hidden_dim", "model.dec_layers", "model.num_queries", "model.num_select",
+                 "model.enc_layers", "model.dim_feedforward", INPUT_SIZE)
+
+
+def at_least_as_slow(candidate: Mapping[str, Any], reference: Mapping[str, Any]) -> bool:
+    """True when the model of ``candidate`` (a trial's sampled values) cannot be faster than the one of
+    ``reference``: every key of :data:`MONOTONE_KEYS` at least as large (backbones in
+    :data:`BACKBONE_CHOICES` order), every other architecture or export value equal, and the same keys
+    sampled.  Training values (lr, weight decay, augmentation) do not change latency and are ignored."""
+    from .latency import ARCHITECTURE_KEYS
+
+    def matters(key: str) -> bool:
+        return key in MONOTONE_KEYS or key.startswith("export.") or (
+            key.startswith("model.") and key[len("model."):] in ARCHITECTURE_KEYS)
+
+    keys = {k for k in candidate if matters(k)} | {k for k in reference if matters(k)}
+    for key in keys:
+        if key not in candidate or key not in reference:
+            return False
+        mine, theirs = candidate[key], reference[key]
+        if key == "model.backbone":
+            if mine not in BACKBONE_CHOICES or theirs not in BACKBONE_CHOICES:
+                if mine != theirs:
+                    return False
+            elif BACKBONE_CHOICES.index(mine) < BACKBONE_CHOICES.index(theirs):
+                return False
+        elif key in MONOTONE_KEYS:
+            try:
+                if float(mine) < float(theirs):
+                    return False
+            except (TypeError, ValueError):
+                return False
+        elif mine != theirs:
+            return False
+    return True
 
 
 def apply_latency_rules(spec: Dict[str, Any], values: Mapping[str, Any], base_spec: Mapping[str, Any]) -> Dict[str, Any]:

@@ -16,18 +16,22 @@ budget each trial also gets the constraint ``latency_ms - budget`` (Optuna 5's
 TPE, GP and NSGA-II read it, feasible when <= 0), and a trial stopped for being
 over the budget is told COMPLETE at the worst value, infeasible; without a budget
 the study has two objectives (metric, latency_ms) and a multi-objective
-sampler (multi-objective TPE, or NSGA-II with ``--sampler nsga2``).
+sampler (multi-objective TPE, or NSGA-II with ``--sampler nsga2``).  With a budget,
+a proposal at least as large in every latency knob as a trial measured over the
+budget (:func:`.latency_space.at_least_as_slow`) is told infeasible at once and
+another is asked for: TPE's "good" set is the least-infeasible trials until one
+fits, so it would otherwise keep proposing the sizes it has just seen fail.
 """
 from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from search_spaces.optuna_space import INDEX_SUFFIX, QUANTILE_SUFFIX, define_by_run
+from search_spaces.optuna_space import INDEX_SUFFIX, QUANTILE_SUFFIX, define_by_run, without_helper_parameters
 from search_spaces.parameters import SearchSpace
 
 from .settings import LATENCY_METRIC, SweepSettings
@@ -35,6 +39,8 @@ from .trial import OVER_BUDGET, TIME_ATTR
 
 GRID_POINTS = 3   # values per numeric parameter in a grid search
 LATENCY_ATTR = "latency_ms"   # Optuna user attribute a trial's latency is kept in
+INFERRED_ATTR = "over_budget_like"   # user attribute of a proposal skipped as no faster than this over-budget trial
+MAX_SKIPPED_PROPOSALS = 32    # then the proposal runs anyway (its own measurement stops it)
 
 
 def latency_violation(latency_ms: float, budget_ms: float) -> float:
@@ -54,6 +60,38 @@ class SchedulerAwareOptunaSearch(OptunaSearch):
         self.max_epochs = int(max_epochs)
         self.latency_budget_ms = latency_budget_ms
         self.pruned_trials: List[str] = []
+        self.suggested: Dict[str, Dict[str, Any]] = {}          # trial id -> its sampled values
+        self.over_budget: Dict[str, Tuple[Dict[str, Any], float]] = {}   # trial id -> (values, latency_ms)
+        self.skipped_proposals = 0
+
+    def suggest(self, trial_id: str) -> Optional[Dict]:
+        config = super().suggest(trial_id)
+        for _ in range(MAX_SKIPPED_PROPOSALS if self.latency_budget_ms is not None and config else 0):
+            slower = self._no_faster_than_over_budget(without_helper_parameters(config))
+            if slower is None:
+                break
+            self._tell_skipped(self._ot_trials.pop(trial_id), *slower)
+            config = super().suggest(trial_id)
+        if config:
+            self.suggested[trial_id] = without_helper_parameters(config)
+        return config
+
+    def _no_faster_than_over_budget(self, values: Dict[str, Any]) -> Optional[Tuple[str, float]]:
+        """(trial id, latency) of a trial measured over the budget whose model ``values`` cannot beat."""
+        from .latency_space import at_least_as_slow
+
+        for trial_id, (reference, latency) in getattr(self, "over_budget", {}).items():
+            if at_least_as_slow(values, reference):
+                return trial_id, latency
+        return None
+
+    def _tell_skipped(self, ot_trial, reference_id: str, latency: float) -> None:
+        """Infeasible by inference: its latency is at least the reference's (a lower bound of the violation)."""
+        ot_trial.set_user_attr(LATENCY_ATTR, float(latency))
+        ot_trial.set_user_attr(INFERRED_ATTR, reference_id)
+        ot_trial.set_constraint(LATENCY_ATTR, latency_violation(latency, self.latency_budget_ms))
+        self._ot_study.tell(ot_trial, _worst(self.mode))
+        self.skipped_proposals += 1
 
     # HyperBand for BOHB pauses and resumes trials through the searcher; a paused trial simply stays
     # RUNNING in the study (its intermediate values keep coming when it resumes).
@@ -72,6 +110,8 @@ class SchedulerAwareOptunaSearch(OptunaSearch):
                 trial.set_constraint(LATENCY_ATTR, latency_violation(result[LATENCY_METRIC], self.latency_budget_ms))
         if not error and result and known and result.get(OVER_BUDGET):
             # Never trained: COMPLETE at the worst value, and infeasible through the constraint.
+            if trial_id in getattr(self, "suggested", {}) and result.get(LATENCY_METRIC) is not None:
+                self.over_budget[trial_id] = (self.suggested[trial_id], float(result[LATENCY_METRIC]))
             self._ot_study.tell(self._ot_trials[trial_id], _worst(self.mode))
             self._completed_trials.add(trial_id)
             return

@@ -18,10 +18,11 @@ import yaml
 from automl.spec import load_spec, load_spec_dict
 from automl.sweep.latency import LATENCY_FILE, Latency, deploy_shape, explicit_export_size, measurement_key, \
     trial_latency
-from automl.sweep.latency_space import INPUT_SIZE, apply_latency_rules, input_size_choices, latency_search_space
+from automl.sweep.latency_space import INPUT_SIZE, apply_latency_rules, at_least_as_slow, input_size_choices, \
+    latency_search_space
 from automl.sweep.pareto import front_winner, pareto_front, write_pareto
 from automl.sweep.records import TrialRecord, TrialsTable
-from automl.sweep.searchers import build_searcher, latency_violation
+from automl.sweep.searchers import INFERRED_ATTR, build_searcher, latency_violation
 from automl.sweep.settings import settings_from
 from automl.sweep.trial import OVER_BUDGET, TIME_ATTR, over_budget_result
 from trainers.errors import UserError
@@ -103,6 +104,40 @@ def test_an_over_budget_trial_is_told_complete_and_infeasible_and_a_fitting_one_
     from optuna.samplers._tpe.sampler import _get_infeasible_trial_score
 
     assert _get_infeasible_trial_score(slow) > 0 and _get_infeasible_trial_score(fast) == 0
+
+
+def test_a_model_no_smaller_in_any_knob_than_an_over_budget_one_is_no_faster():
+    slow = {"model.backbone": "resnet_34", INPUT_SIZE: 448, "model.dec_layers": 3, "train.optim.lr": 1e-3}
+    assert at_least_as_slow({**slow, "train.optim.lr": 1e-4}, slow)             # training values do not count
+    assert at_least_as_slow({**slow, "model.backbone": "resnet_50", INPUT_SIZE: 512}, slow)
+    assert not at_least_as_slow({**slow, "model.backbone": "resnet_18", INPUT_SIZE: 640}, slow)   # one knob smaller
+    assert not at_least_as_slow({**slow, "model.dec_layers": 2}, slow)
+    assert not at_least_as_slow({**slow, "model.nheads": 4}, slow)               # another architecture: unknown
+    assert not at_least_as_slow({k: v for k, v in slow.items() if k != INPUT_SIZE}, slow)
+
+
+def test_proposals_no_faster_than_an_over_budget_trial_are_skipped_as_infeasible():
+    spec = _default_spec("automl.hyperparameters=[train.optim.lr,model.backbone,"
+                         "dataset.augmentation.train_spatial_size]",
+                         "automl.enable_disabled=[dataset.augmentation.train_spatial_size]")
+    settings = settings_from(spec, {"max_trials": 14, "max_epochs": 2, "seed": 0, "latency_budget_ms": 20.0})
+    space = latency_search_space("rtdetr", spec)
+    assert set(space.names()) == {"train.optim.lr", "model.backbone", INPUT_SIZE}
+    searcher = build_searcher(settings, space)
+    searcher._ot_study.enqueue_trial({"model.backbone": "resnet_34", INPUT_SIZE: 448, "train.optim.lr": 1e-4})
+    first = searcher.suggest("first")
+    assert (first["model.backbone"], first[INPUT_SIZE]) == ("resnet_34", 448)
+    searcher.on_trial_complete("first", over_budget_result(Latency(31.0, "onnxruntime", (448, 448), 1, 1), settings))
+    proposed = []
+    for index in range(12):   # about 4 in 9 of random proposals would be resnet_34+ at 448+
+        config = searcher.suggest(f"t{index}")
+        proposed.append((config["model.backbone"], config[INPUT_SIZE]))
+        searcher.on_trial_complete(f"t{index}", {"val_mAP50": 0.1 + index / 100, "latency_ms": 12.0, TIME_ATTR: 2})
+    assert not [p for p in proposed if p[0] != "resnet_18" and p[1] >= 448], proposed
+    skipped = [t for t in searcher._ot_study.get_trials(deepcopy=False) if INFERRED_ATTR in t.user_attrs]
+    assert len(skipped) == searcher.skipped_proposals > 0
+    assert all(t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs[INFERRED_ATTR] == "first"
+               and t.constraints["latency_ms"] == pytest.approx(11.0) for t in skipped)
 
 
 def test_without_a_budget_the_study_has_two_objectives_and_optuna_agrees_with_our_front():
