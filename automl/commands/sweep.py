@@ -9,6 +9,8 @@ trials.csv, best_spec.yaml, best/, export/model.onnx, mlflow.db, trials/.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 from automl.commands import add_spec_arguments
@@ -110,7 +112,15 @@ def _explicit_export_size(spec_path, overrides):
     return explicit_export_size(user)
 
 
+# Device nodes that exist wherever torch.cuda can see a GPU: NVIDIA's driver, ROCm's kernel driver, WSL's GPU.
+GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+
+
 def _gpu_count() -> int:
+    """The GPUs torch sees; without any GPU driver's device node the answer is 0 without importing torch
+    (1-2 s of the sweep's start on a CPU machine)."""
+    if sys.platform.startswith("linux") and not any(os.path.exists(path) for path in GPU_DEVICE_FILES):
+        return 0
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
