@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,14 +27,16 @@ from search_spaces.parameters import SearchSpace
 from trainers.atomic_write import write_text_atomic
 from trainers.errors import UserError
 
-from .callback import SweepCallback, attach
 from .records import TrialRecord, TrialsTable
 from .settings import SweepSettings
-from .trial import BEST_CHECKPOINT, SPEC_FILE, TrialContext, run_trial
 
 EXPERIMENT_NAME = "sweep"
 TIMINGS_FILE = "timings.json"   # where the driver's own time went (benchmarks/bench_sweep.py reads it)
 Log = Callable[[str], None]
+# How long a reused Ray actor waits for the previous trial's thread to end (Ray's default: 2 s).  A
+# stopped trial's thread ends only once its trainer's process group is gone (child.py: SIGTERM, SIGKILL
+# after 10 s); an actor that cannot be reset in time fails the NEXT trial.
+THREAD_TIMEOUT_VARIABLE, THREAD_TIMEOUT_SECONDS = "TUNE_FUNCTION_THREAD_TIMEOUT_S", "30"
 
 
 @dataclass
@@ -62,28 +65,30 @@ def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: Sw
     experiment = Path(settings.ray_storage) / EXPERIMENT_NAME
     _check_fresh_or_resume(settings, experiment)
 
-    import ray
-    from ray import tune
+    import ray  # noqa: F401  (Ray's core first, once; Tune, the searchers and MLflow come while ray.init runs)
 
     # The experiment state is written at least every second: a killed driver loses no more.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")   # our trials.csv and MLflow instead
+    os.environ.setdefault(THREAD_TIMEOUT_VARIABLE, THREAD_TIMEOUT_SECONDS)   # see reuse_actors(); workers inherit it
     # ... so Ray's result analysis finds no result.json / progress.csv, and would say so at the end.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    # MLflow's import and its SQLite store (creation + migrations: seconds) need no Ray: they run
-    # while a local ray.init waits for its processes.  Joining a cluster is quick and may fail on a
-    # bad address: then nothing is written before it has worked.
+    # A local ray.init mostly waits for Ray's processes to start: meanwhile one thread imports Ray Tune and
+    # the searchers, another opens the MLflow store (its import and SQLite file).  ray.init itself stays in
+    # this thread: Ray's processes die with the thread that started them (PR_SET_PDEATHSIG).  Joining a
+    # cluster is quick and may fail on a bad address: then nothing is written before it has worked.
     timings: Dict[str, float] = {"started_unix": time.time()}
-    if settings.ray_address:
-        _timed(timings, "ray_start", _start_ray, settings)
-        tracker = _timed(timings, "mlflow_store", _tracker, settings, spec, space, log)
-    else:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-store") as pool:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sweep-setup") as pool:
+        imported = pool.submit(_import_tune_side)
+        if settings.ray_address:
+            ray_started = _timed(timings, "ray_start", _start_ray, settings)
             tracker_ready = pool.submit(_timed, timings, "mlflow_store", _tracker, settings, spec, space, log)
-            _timed(timings, "ray_start", _start_ray, settings)
-            tracker = tracker_ready.result()
-
+        else:
+            tracker_ready = pool.submit(_timed, timings, "mlflow_store", _tracker, settings, spec, space, log)
+            ray_started = _timed(timings, "ray_start", _start_ray, settings)
+        tune, attach, TrialContext, run_trial = imported.result()
+        tracker = tracker_ready.result()
     table = TrialsTable(settings.automl_dir / "trials.csv", settings.metric)
     attach(settings, table, tracker, log)
 
@@ -98,21 +103,61 @@ def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: Sw
     log(f"sweep: {settings.algorithm}, {settings.max_trials} trials x up to {settings.max_epochs} epochs, "
         f"{_concurrency(settings)} at a time, {resources['cpu']:g} CPU / {resources['gpu']:g} GPU each; "
         f"{len(space.parameters)} parameters: {', '.join(space.names())}")
+    report = _start_report(skill, settings, log)   # its imports run while the trials train
     timings["setup"] = time.monotonic() - started   # imports, spec checks, Ray, MLflow, the Tuner
     fit_started = time.monotonic()
     try:
         tuner.fit()
+    except BaseException:
+        if report is not None:
+            report.cancel()
+        raise
     finally:
         timings["fit"] = time.monotonic() - fit_started
         table.mark_interrupted()
         table.save()
     finish_started = time.monotonic()
-    outcome = finish(skill, spec, settings, table, tracker, log)
+    # Ray is not needed any more: it shuts down (seconds) while the winner is exported and reported.
+    ray_stopping = _stop_ray_in_background() if ray_started else None
+    outcome = finish(skill, spec, settings, table, tracker, log, report=report)
+    if ray_stopping is not None:
+        _timed(outcome.timings, "ray_shutdown_wait", ray_stopping.join)
     outcome.timings.update(timings, finish=time.monotonic() - finish_started)
     outcome.wall_seconds = time.monotonic() - started
     outcome.timings["run_sweep"] = outcome.wall_seconds
     write_text_atomic(settings.automl_dir / TIMINGS_FILE, json.dumps(outcome.timings, indent=1))
     return outcome
+
+
+def _import_tune_side():
+    """Ray Tune, the searchers and our trial modules (seconds of imports, beside ray.init)."""
+    from ray import tune
+
+    from . import schedulers, searchers  # noqa: F401  (used by _new_tuner)
+    from .callback import attach
+    from .trial import TrialContext, run_trial
+
+    return tune, attach, TrialContext, run_trial
+
+
+def _start_report(skill: str, settings: SweepSettings, log: Log):
+    """The report's child process (report/background.py), or None when it cannot start (the report is
+    then drawn in this process at the end)."""
+    from .report.background import ReportProcess
+
+    try:
+        return ReportProcess(settings.results_dir, skill, settings.tracking_uri)
+    except OSError as error:
+        log(f"note: the report will be drawn at the end ({error})")
+        return None
+
+
+def _stop_ray_in_background() -> threading.Thread:
+    import ray
+
+    stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown")
+    stopping.start()
+    return stopping
 
 
 def _timed(timings: Dict[str, float], name: str, function, *args):
@@ -133,15 +178,17 @@ def _check_fresh_or_resume(settings: SweepSettings, experiment: Path) -> None:
                         f"another results_dir")
 
 
-def _start_ray(settings: SweepSettings) -> None:
+def _start_ray(settings: SweepSettings) -> bool:
+    """Start a local Ray or join ``--ray-address``; False when the caller's Ray is already up (it stays up)."""
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     if settings.ray_address:
         try:
             ray.init(address=settings.ray_address, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}})
+                     runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0",
+                                               THREAD_TIMEOUT_VARIABLE: THREAD_TIMEOUT_SECONDS}})
         except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
             # A head with token authentication refuses a driver without its token only as "failed to
             # connect": `ray start --head` turns tokens on by itself where ~/.ray/auth_token exists,
@@ -151,10 +198,11 @@ def _start_ray(settings: SweepSettings) -> None:
                     "(RAY_AUTH_TOKEN, or the head's ~/.ray/auth_token) here")
             raise UserError(f"--ray-address {settings.ray_address}: cannot join the Ray cluster "
                             f"({(str(error).splitlines() or [type(error).__name__])[0]}){hint}") from None
-        return
+        return True
     # A small object store: trials exchange files, not tensors, through Ray.
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
              object_store_memory=200 * 1024 * 1024, configure_logging=True, logging_level="ERROR")
+    return True
 
 
 def _concurrency(settings: SweepSettings) -> int:
@@ -184,11 +232,25 @@ def _live_trials(settings: SweepSettings) -> int:
     return live
 
 
+def reuse_actors(settings: SweepSettings) -> bool:
+    """Whether a finished trial's Ray worker runs the next trial (Tune's ``reuse_actors``).
+
+    A new actor is a new worker process that imports Ray Tune and our trial module: ~2 s between
+    trainers on two quiet cores (6-9 s at load 9), every trial.  Reused, the next trial starts in
+    milliseconds.  A trial the scheduler stopped hands its actor on only after its trainer's process
+    group is ended (:func:`.trial.run_trial`'s ``finally``, within TUNE_FUNCTION_THREAD_TIMEOUT_S).
+    Not with the schedulers that pause trials (HyperBand, BOHB) or clone them (PBT): a paused trial's
+    cached actor would keep its trainer running past the rung until another trial took the actor.
+    """
+    return settings.algorithm not in ("hyperband", "bohb", "pbt")
+
+
 def _new_tuner(trainable, space: SearchSpace, settings: SweepSettings):
     from ray import tune
 
     from search_spaces.ray_space import ray_param_space
 
+    from .callback import SweepCallback
     from .schedulers import build_scheduler
     from .searchers import build_searcher
 
@@ -198,7 +260,7 @@ def _new_tuner(trainable, space: SearchSpace, settings: SweepSettings):
         search_alg, param_space = build_searcher(settings, space), {}
     tune_config = tune.TuneConfig(
         search_alg=search_alg, scheduler=build_scheduler(settings, space), num_samples=settings.max_trials,
-        max_concurrent_trials=_live_trials(settings), reuse_actors=False,
+        max_concurrent_trials=_live_trials(settings), reuse_actors=reuse_actors(settings),
         trial_dirname_creator=lambda trial: trial.trial_id, trial_name_creator=lambda trial: trial.trial_id)
     run_config = tune.RunConfig(
         name=EXPERIMENT_NAME, storage_path=settings.ray_storage, verbose=0,
@@ -219,9 +281,15 @@ def _tracker(settings: SweepSettings, spec: Dict[str, Any], space: SearchSpace, 
 
 
 def finish(skill: str, spec: Dict[str, Any], settings: SweepSettings, table: TrialsTable, tracker,
-           log: Log) -> SweepOutcome:
-    """Keep the winner: best/, best_spec.yaml, the ONNX export and (where possible) a TensorRT engine."""
+           log: Log, report=None) -> SweepOutcome:
+    """Keep the winner: best/, best_spec.yaml, the ONNX export and (where possible) a TensorRT engine.
+
+    The report (``report``: run_sweep's :class:`.report.background.ReportProcess`, else one started
+    here) is drawn by its own process while this one exports the winner, and waited for before MLflow
+    is closed.
+    """
     from .slim import wait_for_slimming
+    from .trial import BEST_CHECKPOINT, SPEC_FILE
 
     wait_for_slimming()   # the trials' kept checkpoints are final before the winner's is copied
     best, front_files = table.best(settings.mode), []
@@ -232,6 +300,7 @@ def finish(skill: str, spec: Dict[str, Any], settings: SweepSettings, table: Tri
     outcome = SweepOutcome(best=best, trials=sorted(table.records.values(), key=lambda r: r.trial_id),
                            automl_dir=settings.automl_dir)
     artifacts: List[Path] = [table.path] + front_files
+    trial_spec: Optional[Dict[str, Any]] = None
     if best is not None:
         folder = Path(best.trial_dir)
         best_dir = settings.automl_dir / "best"
@@ -246,6 +315,24 @@ def finish(skill: str, spec: Dict[str, Any], settings: SweepSettings, table: Tri
         write_text_atomic(outcome.best_spec, yaml.safe_dump(trial_spec, sort_keys=False))
         shutil.copy2(outcome.best_spec, best_dir / "best_spec.yaml")
         artifacts.append(outcome.best_spec)
+    report = report or _start_report(skill, settings, log)
+    try:
+        _deliver(skill, settings, outcome, trial_spec, artifacts, tracker, report, log)
+    except BaseException:
+        if report is not None:
+            report.cancel()
+        raise
+    _print_summary(outcome, settings, table, log)
+    return outcome
+
+
+def _deliver(skill: str, settings: SweepSettings, outcome: SweepOutcome, trial_spec: Optional[Dict[str, Any]],
+             artifacts: List[Path], tracker, report, log: Log) -> None:
+    """The winner's export (and quantize / distill) beside the report's drawing; MLflow closed last."""
+    best = outcome.best
+    if report is not None:
+        report.draw()   # best/ and trials.csv are final: the report is drawn while the winner is exported
+    if best is not None:
         if outcome.best_checkpoint is not None:
             _timed(outcome.timings, "export", _deploy, outcome, trial_spec, settings, log)
             if settings.quantize or settings.distill_from:
@@ -258,14 +345,17 @@ def finish(skill: str, spec: Dict[str, Any], settings: SweepSettings, table: Tri
     for path in (outcome.onnx_file, outcome.engine_file):
         if path is not None:
             artifacts.append(path)
-    from .report import report_after_sweep   # report.html + PNGs; a failure is one warning line, never fatal
-    artifacts += _timed(outcome.timings, "report", report_after_sweep, skill, settings, log)
+    if report is not None:   # report.html + PNGs; a failure is one warning line, never fatal
+        artifacts += _timed(outcome.timings, "report", report.finish, log)   # the wait for it: what it adds
+        outcome.timings["report_process"] = report.seconds   # its own drawing and writing, beside the export
+    else:
+        from .report import report_after_sweep
+
+        artifacts += _timed(outcome.timings, "report", report_after_sweep, skill, settings, log)
     if tracker is not None:
         summary = None if best is None else {
             "trial_id": best.trial_id, "value": best.best_value, "epoch": best.best_epoch, "values": best.values}
         _timed(outcome.timings, "mlflow_finish", lambda: tracker.finish_sweep(best=summary, artifacts=artifacts))
-    _print_summary(outcome, settings, table, log)
-    return outcome
 
 
 def _deploy(outcome: SweepOutcome, trial_spec: Dict[str, Any], settings: SweepSettings, log: Log) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 from trainers.atomic_write import write_text_atomic
 
@@ -32,8 +32,26 @@ class Report:
 def build_report(results_dir: Path, *, skill: str = "rtdetr", tracking_uri: Optional[str] = None,
                  log_to_mlflow: bool = True, log: Log = print) -> Report:
     """Write report.html and the PNGs for the sweep in ``results_dir``; log them to its MLflow parent run."""
+    return write_report(draw_report(results_dir, skill=skill, tracking_uri=tracking_uri, log=log),
+                        log_to_mlflow=log_to_mlflow, log=log)
+
+
+@dataclass
+class DrawnReport:
+    """Everything of a report but the page: the charts and the winner's figures, drawn as PNGs."""
+
+    folder: Any
+    charts: List[Any]
+    winner: Any
+    notes: List[str]
+
+
+def draw_report(results_dir: Path, *, skill: str = "rtdetr", tracking_uri: Optional[str] = None,
+                log: Log = print) -> DrawnReport:
+    """The expensive part of :func:`build_report`: read the folder, rebuild the study, draw the charts and
+    run the winner on its validation set.  The page itself is :func:`write_report` (its files section
+    lists what exists when it is written, e.g. the ONNX export a sweep makes meanwhile)."""
     from . import charts as chart_kinds
-    from .html import render_report
     from .study import rebuild_pareto_study, rebuild_study
     from .sweep_folder import read_sweep_folder
     from .winner import WinnerFigures, analyse_winner
@@ -55,17 +73,25 @@ def build_report(results_dir: Path, *, skill: str = "rtdetr", tracking_uri: Opti
         winner = analyse_winner(folder, skill, out_dir, log)
     except Exception as error:   # a winner that cannot be re-run still leaves the sweep's charts
         winner = WinnerFigures(note=f"the winner could not be evaluated again: {_one_line(error)}")
-    page = render_report(folder, charts, winner, notes)
+    return DrawnReport(folder=folder, charts=charts, winner=winner, notes=notes)
+
+
+def write_report(drawn: DrawnReport, *, log_to_mlflow: bool = True, log: Log = print) -> Report:
+    """report.html from :func:`draw_report`'s figures; stale PNGs removed; logged to MLflow if asked."""
+    from .html import render_report
+
+    folder, charts, winner = drawn.folder, drawn.charts, drawn.winner
+    page = render_report(folder, charts, winner, drawn.notes)
     html = write_text_atomic(folder.report_file, page)
     images = [c.path for c in charts + winner.charts if c.path is not None] + list(winner.samples)
-    for stale in out_dir.glob("*.png"):   # charts of an earlier build that this one did not draw
+    for stale in folder.report_dir.glob("*.png"):   # charts of an earlier build that this one did not draw
         if stale not in images:
             stale.unlink(missing_ok=True)
     if log_to_mlflow and folder.parent_run_id:
         from .publish import log_report_artifacts
 
         log_report_artifacts(folder, log)
-    return Report(html=html, images=images, notes=notes + [c.note for c in charts if c.note],
+    return Report(html=html, images=images, notes=drawn.notes + [c.note for c in charts if c.note],
                   parent_run_id=folder.parent_run_id)
 
 
