@@ -18,8 +18,8 @@ over the budget is told COMPLETE at the worst value, infeasible; without a budge
 the study has two objectives (metric, latency_ms) and a multi-objective
 sampler (multi-objective TPE, or NSGA-II with ``--sampler nsga2``).  With a budget,
 a proposal at least as large in every latency knob as a trial measured over the
-budget (:func:`.latency_space.at_least_as_slow`) is told infeasible at once and
-another is asked for: TPE's "good" set is the least-infeasible trials until one
+budget (:func:`.latency_space.at_least_as_slow`; the very same model: measured over
+twice) is told infeasible at once and another is asked for: TPE's "good" set is the least-infeasible trials until one
 fits, so it would otherwise keep proposing the sizes it has just seen fail.
 """
 from __future__ import annotations
@@ -77,13 +77,19 @@ class SchedulerAwareOptunaSearch(OptunaSearch):
         return config
 
     def _no_faster_than_over_budget(self, values: Dict[str, Any]) -> Optional[Tuple[str, float]]:
-        """(trial id, latency) of a trial measured over the budget whose model ``values`` cannot beat."""
+        """(trial id, latency) of a trial measured over the budget whose model ``values`` cannot beat: one
+        larger in some knob, or the very same model measured over the budget twice.  Once is not enough
+        for the same model: a measurement beside a training trial can land over a budget it fits, and
+        the smallest model searched would then never get a second chance."""
         from .latency_space import at_least_as_slow
 
+        same: List[Tuple[str, float]] = []
         for trial_id, (reference, latency) in getattr(self, "over_budget", {}).items():
             if at_least_as_slow(values, reference):
-                return trial_id, latency
-        return None
+                if not at_least_as_slow(reference, values):
+                    return trial_id, latency
+                same.append((trial_id, latency))
+        return min(same, key=lambda found: found[1]) if len(same) >= 2 else None
 
     def _tell_skipped(self, ot_trial, reference_id: str, latency: float) -> None:
         """Infeasible by inference: its latency is at least the reference's (a lower bound of the violation)."""
