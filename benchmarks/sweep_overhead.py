@@ -116,15 +116,17 @@ def part_overhead(args, work: Path) -> Dict[str, float]:
           f"tao-automl train; load {load_before} -> {load_after})")
     print(f"    once per sweep, start: command start -> first trainer {before:.1f}s; inside the driver: ray.init "
           f"{timings.get('ray_start', math.nan):.1f}s alongside the MLflow store {timings.get('mlflow_store', math.nan):.1f}s, "
-          f"set-up in all {timings.get('setup', math.nan):.1f}s (python + automl imports and the first trial's Ray "
-          f"worker are the rest)")
+          f"(Ray Tune's import beside them), set-up in all {timings.get('setup', math.nan):.1f}s (python + automl imports "
+          f"and the first trial's Ray worker are the rest)")
     print(f"    per trial: between trainers {', '.join(f'{g:.1f}s' for g in gaps) or '-'} (trial end recorded: "
-          f"final.json, trials.csv, MLflow; the next trial's Ray worker started)")
+          f"final.json, trials.csv, MLflow; the next trial handed the finished trial's Ray actor)")
     print(f"    once per sweep, end: last trainer -> command end {after:.1f}s, of which the winner's ONNX export + "
-          f"ONNX Runtime check {export:.1f}s (a deliverable, reported apart), report.html "
-          f"{timings.get('report', math.nan):.1f}s, MLflow's parent run closed with its artifacts "
-          f"{timings.get('mlflow_finish', math.nan):.1f}s; the rest: the last trial's end in Tune, best/ copy, "
-          f"summary, Ray shutdown")
+          f"ONNX Runtime check {export:.1f}s (a deliverable, reported apart), then the wait for report.html "
+          f"{timings.get('report', math.nan):.1f}s (its child process drew it in "
+          f"{timings.get('report_process', math.nan):.1f}s beside the export), MLflow's parent run closed with its "
+          f"artifacts {timings.get('mlflow_finish', math.nan):.1f}s, the wait for Ray's shutdown (started when the "
+          f"trials ended) {timings.get('ray_shutdown_wait', math.nan):.1f}s; the rest: the last trial's end in "
+          f"Tune, best/ copy, summary, the process's exit")
     ray_times = time_ray_start()
     print(f"    apart, in a fresh process: import ray {ray_times.get('import_ray', math.nan):.1f}s, ray.init "
           f"{ray_times.get('ray_init', math.nan):.1f}s, ray.shutdown {ray_times.get('ray_shutdown', math.nan):.1f}s; "

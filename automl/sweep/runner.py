@@ -74,21 +74,21 @@ def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: Sw
     os.environ.setdefault(THREAD_TIMEOUT_VARIABLE, THREAD_TIMEOUT_SECONDS)   # see reuse_actors(); workers inherit it
     # ... so Ray's result analysis finds no result.json / progress.csv, and would say so at the end.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    # A local ray.init mostly waits for Ray's processes to start: meanwhile one thread imports Ray Tune and
-    # the searchers, another opens the MLflow store (its import and SQLite file).  ray.init itself stays in
-    # this thread: Ray's processes die with the thread that started them (PR_SET_PDEATHSIG).  Joining a
-    # cluster is quick and may fail on a bad address: then nothing is written before it has worked.
+    # A local ray.init mostly waits for Ray's processes to start: meanwhile one thread opens the MLflow
+    # store (its import and SQLite file), then imports Ray Tune and the searchers.  One thread, not two:
+    # on loaded cores Ray gives its raylet only 30 s to register.  ray.init itself stays in this thread:
+    # Ray's processes die with the thread that started them (PR_SET_PDEATHSIG).  Joining a cluster is
+    # quick and may fail on a bad address: then nothing is written before it has worked.
     timings: Dict[str, float] = {"started_unix": time.time()}
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sweep-setup") as pool:
-        imported = pool.submit(_import_tune_side)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-setup") as pool:
         if settings.ray_address:
             ray_started = _timed(timings, "ray_start", _start_ray, settings)
-            tracker_ready = pool.submit(_timed, timings, "mlflow_store", _tracker, settings, spec, space, log)
-        else:
-            tracker_ready = pool.submit(_timed, timings, "mlflow_store", _tracker, settings, spec, space, log)
+        tracker_ready = pool.submit(_timed, timings, "mlflow_store", _tracker, settings, spec, space, log)
+        imported = pool.submit(_import_tune_side)
+        if not settings.ray_address:
             ray_started = _timed(timings, "ray_start", _start_ray, settings)
-        tune, attach, TrialContext, run_trial = imported.result()
         tracker = tracker_ready.result()
+        tune, attach, TrialContext, run_trial = imported.result()
     table = TrialsTable(settings.automl_dir / "trials.csv", settings.metric)
     attach(settings, table, tracker, log)
 

@@ -247,10 +247,11 @@ def _from_checkpoint(checkpoint, folder: Path, spec: Dict[str, Any], settings: S
 
 
 def _add_trainer_time(folder: Path, started: float, ended: float) -> None:
-    """``trainer_time.json``: the trainer processes' wall time in this trial (the rest is orchestration)."""
+    """``trainer_time.json``: the trainer processes' wall time in this trial (the rest is orchestration), and
+    the Ray worker that ran each (``worker_pid``: trials that share one reused their Ray actor)."""
     path = folder / TRAINER_TIME_FILE
     runs = json.loads(path.read_text())["runs"] if path.is_file() else []
-    runs.append({"started": started, "ended": ended, "seconds": ended - started})
+    runs.append({"started": started, "ended": ended, "seconds": ended - started, "worker_pid": os.getpid()})
     write_text_atomic(path, json.dumps({"seconds": sum(r["seconds"] for r in runs), "runs": runs}))
 
 
