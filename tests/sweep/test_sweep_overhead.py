@@ -39,7 +39,6 @@ def test_a_report_process_that_cannot_build_the_report_says_so_in_one_line_and_e
     assert report.process.returncode == 0
 
 
-@pytest.mark.slow
 def test_a_cancelled_report_process_ends_at_once(tmp_path):
     report = ReportProcess(tmp_path, "rtdetr", None)
     started = time.monotonic()
