@@ -76,11 +76,12 @@ def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: Sw
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     # A local ray.init mostly waits for Ray's processes to start: meanwhile one thread opens the MLflow
     # store (its import and SQLite file), then imports Ray Tune and the searchers.  One thread, not two:
-    # on loaded cores Ray gives its raylet only 30 s to register.  ray.init itself stays in this thread:
+    # on loaded cores Ray gives its raylet only 30 s to register (and the thread yields to it: see
+    # _yield_to_ray).  ray.init itself stays in this thread:
     # Ray's processes die with the thread that started them (PR_SET_PDEATHSIG).  Joining a cluster is
     # quick and may fail on a bad address: then nothing is written before it has worked.
     timings: Dict[str, float] = {"started_unix": time.time()}
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-setup") as pool:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-setup", initializer=_yield_to_ray) as pool:
         if settings.ray_address:
             ray_started = _timed(timings, "ray_start", _start_ray, settings)
         tracker_ready = pool.submit(_timed, timings, "mlflow_store", _tracker, settings, spec, space, log)
@@ -127,6 +128,15 @@ def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: Sw
     outcome.timings["run_sweep"] = outcome.wall_seconds
     write_text_atomic(settings.automl_dir / TIMINGS_FILE, json.dumps(outcome.timings, indent=1))
     return outcome
+
+
+def _yield_to_ray() -> None:
+    """The set-up thread runs at the lowest CPU priority (Linux: per thread), so on loaded cores Ray's
+    own starting processes (GCS, raylet: 30 s to register) come first; on idle cores it changes nothing."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
 
 
 def _import_tune_side():
