@@ -151,6 +151,9 @@ def run_sweep(name: str, spec: dict, searched: list, budget: float, args) -> dic
     best = max(fitting, key=lambda r: float(r["best_val_mAP50"])) if fitting else None
     print(f"[{name}] exit {done.returncode} in {seconds:.0f}s: " +
           ", ".join(f"{status} {sum(r['status'] == status for r in rows)}" for status in sorted({r['status'] for r in rows})))
+    if done.returncode != 0 and not fitting:   # say why, not only "no trial met the budget"
+        lines = [line for line in (folder / "sweep.log").read_text(errors="replace").splitlines() if line.strip()]
+        print(f"  the sweep failed: {lines[-1][:300] if lines else 'no output'}")
     for row in rows:
         print(f"  {row['trial_id']} {row['status']:<11} val_mAP50 {row['best_val_mAP50'] or '-':<8.8} "
               f"epochs {row['epochs_run']:>2}  latency {row['latency_ms']} ms  {_config(row)}")
