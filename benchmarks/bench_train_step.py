@@ -59,7 +59,8 @@ def build_pair(name: str, folder: Path):
                                                **spec["model"]))
     hf.save_pretrained(folder / name, safe_serialization=True)
     import_weights("hf", str(folder / name), folder / f"{name}.pth")
-    ours = load_model(folder / f"{name}.pth")
+    # ours trains channels-last, as the trainer runs it (trainer.py moves the model with that memory format)
+    ours = load_model(folder / f"{name}.pth").to_channels_last()
     return hf, ours, spec
 
 
@@ -176,7 +177,7 @@ def peak_memory_child(folder: str, name: str, side: str, steps: int) -> None:
     if side == "transformers":
         hf, ours = RTDetrForObjectDetection.from_pretrained(Path(folder) / name), None
     else:
-        hf, ours = None, load_model(Path(folder) / f"{name}.pth")
+        hf, ours = None, load_model(Path(folder) / f"{name}.pth").to_channels_last()
     step = make_steps(hf, ours, spec, with_eval=False)["train"][0 if side == "transformers" else 1]
     gc.collect()
     before = _rss_mib()
@@ -203,6 +204,7 @@ def main() -> None:
     if args.memory_child:
         peak_memory_child(*args.memory_child, steps=args.steps)
         return
+    print("train: ours channels_last, as the trainer runs it; transformers in its default layout (NCHW)")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.configs:
             hf, ours, spec = build_pair(name, Path(tmp))

@@ -182,7 +182,9 @@ def _run(cfg, parts: Parts, env: distributed.DistEnv, device: torch.device, prec
         if main:
             log(report.summary(f"train.pretrained_model_path {train_cfg.pretrained_model_path}"))
     frozen = apply_freeze(model, list(train_cfg.freeze or []), bool(cfg.model.train_backbone))
-    model.to(device)
+    # Conv weights channels-last (NHWC); RTDETR.forward then feeds the batch NHWC too. Same numbers, faster
+    # convolutions in forward and backward on CPU (oneDNN) and under CUDA autocast (see RTDETR.to_channels_last).
+    model.to(device, memory_format=torch.channels_last)
     criterion = parts.criterion.to(device)
     postprocessor = parts.postprocessor.to(device)
 

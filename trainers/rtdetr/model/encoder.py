@@ -114,6 +114,10 @@ def sincos_position_embedding(height: int, width: int, dim: int, temperature: fl
     return torch.cat([out_w.sin(), out_w.cos(), out_h.sin(), out_h.cos()], dim=1)[None].to(dtype)
 
 
+def _is_channels_last(x: Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
 class HybridEncoder(nn.Module):
     """Backbone levels [B, C_i, H_i, W_i] -> the same levels with ``hidden_dim`` channels."""
 
@@ -155,7 +159,9 @@ class HybridEncoder(nn.Module):
             b, c, h, w = proj[idx].shape
             tokens = proj[idx].flatten(2).transpose(1, 2)
             tokens = encoder(tokens, self.position_embedding(h, w, tokens))
-            proj[idx] = tokens.transpose(1, 2).reshape(b, c, h, w).contiguous()
+            # back in the layout the level came in (the view is already channels-last: free when it was)
+            layout = torch.channels_last if _is_channels_last(proj[idx]) else torch.contiguous_format
+            proj[idx] = tokens.transpose(1, 2).reshape(b, c, h, w).contiguous(memory_format=layout)
 
         # top-down: coarse to fine
         inner = [proj[-1]]
