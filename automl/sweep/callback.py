@@ -34,6 +34,24 @@ _LIVE: Dict[str, tuple] = {}
 def attach(settings: SweepSettings, table: TrialsTable, tracker=None, log: Log = print) -> None:
     """Give this process's callbacks for ``settings`` their table, tracker and log."""
     _LIVE[str(settings.results_dir)] = (table, tracker, log)
+    if tracker is not None:
+        record_missing_trial_ends(table, tracker)
+
+
+def record_missing_trial_ends(table: TrialsTable, tracker) -> None:
+    """On resume: trials.csv holds trial ends MLflow never got (a driver killed between the two writes of
+    :meth:`SweepCallback._finish`); Tune does not report those trials again, so they are written now."""
+    finished = [record for record in table.records.values() if record.finished]
+    if not finished:
+        return
+    in_mlflow = tracker.finished_trial_ids()
+    for record in finished:
+        if record.trial_id not in in_mlflow:
+            if record.values:
+                tracker.start_trial(record.trial_id, record.values, run_name=record.trial_id)
+            tracker.finish_trial(record.trial_id, status=record.status, best_value=record.best_value,
+                                 best_epoch=record.best_epoch, epochs_run=record.epochs_run,
+                                 wall_seconds=record.wall_seconds, reason=record.reason, attempts=record.attempts)
 
 
 class SweepCallback(Callback):

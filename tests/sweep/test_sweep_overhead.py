@@ -70,3 +70,26 @@ def test_asha_trials_one_at_a_time_share_a_ray_worker_and_a_stopped_trials_train
     assert (automl / "report.html").is_file() and f"report: {automl / 'report.html'}" in done.stdout
     timings = json.loads((automl / "timings.json").read_text())
     assert {"report", "report_process", "ray_shutdown_wait", "export"} <= set(timings), timings
+
+
+def test_a_trial_end_in_trials_csv_that_mlflow_never_got_is_written_on_resume(tmp_path):
+    """The driver was killed after trials.csv recorded a trial's end and before MLflow did; Tune does not
+    report a finished trial again, so resuming (attach) writes it."""
+    from automl.sweep.callback import attach
+    from automl.sweep.records import TrialsTable
+    from automl.sweep.tracking import SweepTracker
+
+    settings = SweepSettings(results_dir=tmp_path / "results")
+    tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tracker.start_sweep("sweep", run_name="sweep", spec={}, space={}, settings={})
+    tracker.start_trial("t1", {"train.optim.lr": 0.001})
+    table = TrialsTable(tmp_path / "trials.csv")
+    record = table.get("t1")
+    record.values, record.status, record.best_value, record.best_epoch, record.epochs_run = \
+        {"train.optim.lr": 0.001}, "completed", 0.5, 1, 2
+    assert tracker.finished_trial_ids() == set()
+
+    attach(settings, table, tracker)
+    assert tracker.finished_trial_ids() == {"t1"}
+    run = tracker.client.get_run(tracker._children["t1"])
+    assert run.data.tags["tao_automl.status"] == "completed" and run.data.metrics["best_val_mAP50"] == 0.5
