@@ -11,7 +11,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 from ray.tune import Callback
 
@@ -20,7 +20,8 @@ from trainers.atomic_write import write_text_atomic
 
 from .records import TrialRecord, TrialsTable
 from .settings import LATENCY_METRIC, SweepSettings
-from .trial import BEST_CHECKPOINT, FINAL_FILE, OVER_BUDGET, TIME_ATTR
+from .tidy import tidy_in_background
+from .trial import FINAL_FILE, OVER_BUDGET, TIME_ATTR
 
 Log = Callable[[str], None]
 
@@ -139,12 +140,10 @@ class SweepCallback(Callback):
         folder = self.settings.trials_dir / trial.trial_id
         record.trial_dir = str(folder)
         if folder.is_dir():
-            remove_stale_temporaries(folder)
             write_text_atomic(folder / FINAL_FILE, json.dumps(
                 {"status": status, "epochs_run": record.epochs_run, "best_value": record.best_value,
                  "best_epoch": record.best_epoch, "reason": reason}))
-            if self.settings.delete_intermediate_checkpoints:
-                delete_intermediate_checkpoints(folder)
+            tidy_in_background(folder, self.settings.delete_intermediate_checkpoints)
         self.table.save()
         if self.tracker is not None:
             self.tracker.finish_trial(trial.trial_id, status=status, best_value=record.best_value,
@@ -177,30 +176,6 @@ def error_reason(trial) -> str:
         if "TrialFailed:" in line:
             return line.split("TrialFailed:", 1)[1].strip()[:500]
     return (lines[-1][:500] if lines else "the trial's worker died")
-
-
-def remove_stale_temporaries(folder: Path) -> None:
-    """A trainer killed outright (SIGKILL, OOM) mid-write leaves its temporary file (``.NAME.XXXX.tmp``
-    of trainers.atomic_write) behind; the target itself is never half-written.  The trial is over, so
-    nothing is still writing them."""
-    for path in folder.rglob(".*.tmp"):
-        path.unlink(missing_ok=True)
-
-
-def delete_intermediate_checkpoints(folder: Path) -> None:
-    """Keep the trial's best checkpoint; epoch files and model_latest.pth go (automl_delete_intermediate_ckpt)."""
-    best = folder / BEST_CHECKPOINT
-    train = best.parent
-    if not best.is_file() or not train.is_dir():
-        return
-    for path in train.glob("*.pth"):
-        if path.name != best.name:
-            path.unlink(missing_ok=True)
-    for donor in (folder / "donor").glob("*.pth"):
-        donor.unlink(missing_ok=True)
-    from .slim import slim_in_background   # the trial is finished: its kept checkpoint needs no optimizer
-
-    slim_in_background(best)
 
 
 def progress_line(record: TrialRecord, table: TrialsTable, settings: SweepSettings) -> str:

@@ -10,8 +10,10 @@ code of ours runs, yet the trainer must not outlive it.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +30,9 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
+PID_FILE = "trainer.pid"
+
+
 class TrainingProcess:
     """``tao-automl train`` (or torchrun) for one trial spec, output to ``log_file``."""
 
@@ -39,6 +44,9 @@ class TrainingProcess:
         self.process = subprocess.Popen(
             list(command), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, cwd=str(cwd) if cwd else None, start_new_session=True, preexec_fn=_die_with_parent)
+        # Who is training here, for the driver, which tidies the trial's folder only once the group is gone.
+        self.pid_file = self.log_file.parent / PID_FILE
+        self.pid_file.write_text(json.dumps({"pid": self.process.pid, "host": socket.gethostname()}))
 
     @property
     def pid(self) -> int:
@@ -62,6 +70,8 @@ class TrainingProcess:
                 time.sleep(0.1)
         self.process.poll()
         self._log.close()
+        if not _group_alive(self.pid):
+            self.pid_file.unlink(missing_ok=True)
 
     def last_lines(self, count: int = 20) -> List[str]:
         try:
@@ -72,6 +82,25 @@ class TrainingProcess:
         except OSError:
             return []
         return [line for line in text.splitlines() if line.strip()][-count:]
+
+
+def wait_until_trainer_exited(folder: Path, timeout: float = 30.0) -> bool:
+    """Wait (up to ``timeout`` s) until the trainer that ran in ``folder`` has exited with its whole process
+    group: its worker removes ``trainer.pid`` then, and on this host the group itself is checked (a worker
+    that died leaves the file, but PDEATHSIG takes its trainer with it).  True once it is gone."""
+    path = Path(folder) / PID_FILE
+    deadline = time.monotonic() + timeout
+    while path.is_file():
+        try:
+            owner = json.loads(path.read_text())
+            if owner.get("host") == socket.gethostname() and not _group_alive(int(owner["pid"])):
+                return True
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def _group_alive(pgid: int) -> bool:

@@ -298,10 +298,10 @@ def finish(skill: str, spec: Dict[str, Any], settings: SweepSettings, table: Tri
     here) is drawn by its own process while this one exports the winner, and waited for before MLflow
     is closed.
     """
-    from .slim import wait_for_slimming
+    from .tidy import wait_for_tidying
     from .trial import BEST_CHECKPOINT, SPEC_FILE
 
-    wait_for_slimming()   # the trials' kept checkpoints are final before the winner's is copied
+    wait_for_tidying()   # trial folders final (trainers gone, checkpoints slimmed) before the winner's is copied
     best, front_files = table.best(settings.mode), []
     if settings.multi_objective:   # pareto.csv, MLflow; the front's most accurate trial wins (pareto.py)
         from .pareto import keep_front
