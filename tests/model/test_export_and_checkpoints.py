@@ -105,3 +105,11 @@ def test_import_weights_reports_bad_input_in_one_line(tmp_path, capsys):
                  "--output", str(tmp_path / "x.pth")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "no config.json" in err and len(err.splitlines()) == 1
+
+
+def test_more_queries_than_encoder_positions_is_one_line_naming_num_queries():
+    # 64x64 with strides 8/16/32 gives 64 + 16 + 4 = 84 positions to select queries from.
+    model = tiny_model(num_queries=100, num_select=100)
+    with pytest.raises(UserError, match=r"model.num_queries: 100 queries .* gives 84 .* at most 84 queries"):
+        model(torch.rand(1, 3, 64, 64))
+    assert model(torch.rand(1, 3, 96, 96))["pred_logits"].shape == (1, 100, 4), "189 positions are enough"

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainers.errors import UserError
+
 from .architecture import DecoderArch
 from .attention import SelfAttention
 from .deformable_attention import MSDeformableAttention
@@ -165,8 +167,21 @@ class RTDETRDecoder(nn.Module):
             self._anchor_cache[key] = (anchors, valid)
         return anchors, valid
 
+    def _check_enough_positions(self, shapes) -> None:
+        """Query selection takes the top num_queries of the encoder's positions (sum of h*w over the levels):
+        a small input can have fewer, which torch.topk would only report as an index error."""
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return
+        positions = sum(h * w for h, w in shapes)
+        if positions < self.num_queries:
+            levels = ", ".join(f"{h}x{w}" for h, w in shapes)
+            raise UserError(f"model.num_queries: {self.num_queries} queries need as many encoder positions, but this "
+                            f"input gives {positions} (feature maps {levels}); use a larger input size or at most "
+                            f"{positions} queries")
+
     def forward(self, feats: List[Tensor], targets: Optional[List[Dict[str, Tensor]]] = None) -> Dict:
         memory, shapes = self._flatten_levels(feats)
+        self._check_enough_positions(shapes)
         dn = None
         if self.training and self.num_denoising > 0 and targets is not None:
             dn = build_denoising_group(targets, self.num_classes, self.num_queries, self.denoising_class_embed,
