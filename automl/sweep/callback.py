@@ -21,7 +21,7 @@ from trainers.atomic_write import write_text_atomic
 from .records import TrialRecord, TrialsTable
 from .settings import LATENCY_METRIC, SweepSettings
 from .tidy import tidy_in_background
-from .trial import FINAL_FILE, OVER_BUDGET, TIME_ATTR
+from .trial import FINAL_FILE, OVER_BUDGET, TIME_ATTR, read_epochs
 
 Log = Callable[[str], None]
 
@@ -35,8 +35,24 @@ _LIVE: Dict[str, tuple] = {}
 def attach(settings: SweepSettings, table: TrialsTable, tracker=None, log: Log = print) -> None:
     """Give this process's callbacks for ``settings`` their table, tracker and log."""
     _LIVE[str(settings.results_dir)] = (table, tracker, log)
+    forget_untrained_trials(settings, table, tracker)
     if tracker is not None:
         record_missing_trial_ends(table, tracker)
+
+
+def forget_untrained_trials(settings: SweepSettings, table: TrialsTable, tracker=None) -> None:
+    """On resume: a trial the killed driver had just started (trials.csv, MLflow) but that trained no epoch
+    is forgotten.  Tune's saved state may not hold it (the kill came before Tune's experiment checkpoint), and
+    then its searcher proposes that configuration again under a new trial id; if Tune does hold it, it starts
+    again under its own id and is recorded afresh.  Nothing was trained, so nothing is lost."""
+    untrained = [record.trial_id for record in table.records.values()
+                 if not record.finished and not record.epochs_run and not read_epochs(settings.trials_dir / record.trial_id)]
+    for trial_id in untrained:
+        del table.records[trial_id]
+        if tracker is not None:
+            tracker.forget_trial(trial_id)
+    if untrained:
+        table.save()
 
 
 def record_missing_trial_ends(table: TrialsTable, tracker) -> None:

@@ -258,6 +258,12 @@ class SweepTracker:
                           tags={STATUS_TAG: status, REASON_TAG: one_line})
         self._retry(self.client.set_terminated, run_id, TRIAL_STATUSES[status])
 
+    def forget_trial(self, trial_id: str) -> None:
+        """Delete a trial's child run (a trial started but never trained; see callback.forget_untrained_trials)."""
+        run_id = self._children.pop(str(trial_id), None)
+        if run_id is not None:
+            self._retry(self.client.delete_run, run_id)
+
     def finished_trial_ids(self) -> Set[str]:
         """Trial ids whose child run has a final status (completed, pruned or failed)."""
         parent = self._require_parent()

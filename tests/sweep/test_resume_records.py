@@ -1,0 +1,37 @@
+"""Resuming after a kill -9 forgets a trial the driver had only just started, so it is not listed twice.
+
+The driver records a trial when Tune starts it (trials.csv, an MLflow child).
+Killed before Tune's own experiment checkpoint, Tune's restored searcher
+proposes that configuration again under a new trial id: the old row would stay
+behind as a second, never-trained copy.
+"""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from automl.sweep.callback import forget_untrained_trials
+from automl.sweep.records import TrialsTable
+from automl.sweep.tracking import SweepTracker
+
+
+def test_a_started_trial_that_trained_no_epoch_is_forgotten_on_resume_and_trained_ones_stay(tmp_path):
+    trials_dir = tmp_path / "automl" / "trials"
+    tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tracker.start_sweep("sweep", run_name="s", spec={}, space={}, settings={})
+    table = TrialsTable(tmp_path / "automl" / "trials.csv")
+    for trial_id, status in (("done", "completed"), ("partly", "running"), ("ghost", "running")):
+        record = table.get(trial_id)
+        record.status, record.values = status, {"train.optim.lr": 1e-4}
+        tracker.start_trial(trial_id, record.values)
+    table.get("done").epochs_run = 2
+    (trials_dir / "partly" / "train").mkdir(parents=True)   # one epoch trained before the kill
+    (trials_dir / "partly" / "train" / "metrics.jsonl").write_text(json.dumps({"epoch": 0, "val_mAP50": 0.1}) + "\n")
+    table.save()
+
+    resumed = TrialsTable(tmp_path / "automl" / "trials.csv")
+    forget_untrained_trials(SimpleNamespace(trials_dir=trials_dir), resumed, tracker)
+
+    assert sorted(TrialsTable(tmp_path / "automl" / "trials.csv").records) == ["done", "partly"]
+    children = tracker._search(f"tags.`mlflow.parentRunId` = '{tracker.parent_id}'")
+    assert sorted(run.data.tags["tao_automl.trial_id"] for run in children) == ["done", "partly"]
