@@ -4,3 +4,16 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402  (after the environment above)
+import torch  # noqa: E402
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op torch thread for the test: on shared, busy cores torch's spinning thread pool is slower
+    with two, and some kernels' numerics depend on the thread count (see tests/model/test_channels_last.py)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

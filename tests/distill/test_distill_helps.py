@@ -14,7 +14,6 @@ load); the teacher's 15 epochs are half of it.
 import time
 
 import pytest
-import torch
 
 from automl.spec import load_spec
 from tests.learning.synthetic_shapes import write_shapes_dataset
@@ -25,15 +24,6 @@ from trainers.rtdetr.engine.trainer import train
 SIZE, TRAIN_IMAGES, VAL_IMAGES, BATCH = 64, 128, 32, 8
 TEACHER_EPOCHS, STUDENT_EPOCHS = 15, 5
 MARGIN = 0.05
-
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: on shared, busy cores torch's spinning thread pool is slower with two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def config(data, root, name, epochs, seed, overrides=(), action="train"):

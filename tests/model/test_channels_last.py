@@ -21,18 +21,10 @@ def _conv_stack_gradients(model, images, weights):
     return {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.fixture
-def one_thread():
+def test_channels_last_convolutions_give_the_gradients_of_the_exact_computation(one_thread):
     # With 2+ threads, oneDNN's channels-last backward on CPU is 1-10 % off the exact gradients on some small
     # backbone maps (res_layers.2 at 96 px), where NCHW stays ~1e-5: that is why the trainer uses channels-last
     # on CUDA only.  One thread shows the layout itself computes the right thing.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_channels_last_convolutions_give_the_gradients_of_the_exact_computation(one_thread):
     default = tiny_model()
     nhwc = copy.deepcopy(default).to_channels_last()
     assert nhwc.uses_channels_last() and not default.uses_channels_last()
