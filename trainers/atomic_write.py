@@ -35,6 +35,13 @@ def write_atomic(path: os.PathLike | str, write: Callable[[BinaryIO], object]) -
     return path
 
 
+def remove_stale_temporaries(folder: os.PathLike | str) -> None:
+    """Delete the temporaries (``.NAME.XXXX.tmp``) that writers killed outright (SIGKILL, OOM) left under
+    ``folder``; their targets are never half-written.  Only for a folder no live process writes to."""
+    for path in Path(folder).rglob(".*.tmp"):
+        path.unlink(missing_ok=True)
+
+
 def _nearly_full(folder: Path) -> bool:
     try:
         return shutil.disk_usage(folder).free < 256 * 1024

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict
@@ -42,13 +43,15 @@ def attach(settings: SweepSettings, table: TrialsTable, tracker=None, log: Log =
 
 def forget_untrained_trials(settings: SweepSettings, table: TrialsTable, tracker=None) -> None:
     """On resume: a trial the killed driver had just started (trials.csv, MLflow) but that trained no epoch
-    is forgotten.  Tune's saved state may not hold it (the kill came before Tune's experiment checkpoint), and
-    then its searcher proposes that configuration again under a new trial id; if Tune does hold it, it starts
-    again under its own id and is recorded afresh.  Nothing was trained, so nothing is lost."""
+    is forgotten, its folder too.  Tune's saved state may not hold it (the kill came before Tune's experiment
+    checkpoint), and then its searcher proposes that configuration again under a new trial id; if Tune does
+    hold it, it starts again under its own id and is recorded afresh.  Nothing was trained, so nothing is
+    lost."""
     untrained = [record.trial_id for record in table.records.values()
                  if not record.finished and not record.epochs_run and not read_epochs(settings.trials_dir / record.trial_id)]
     for trial_id in untrained:
         del table.records[trial_id]
+        shutil.rmtree(settings.trials_dir / trial_id, ignore_errors=True)
         if tracker is not None:
             tracker.forget_trial(trial_id)
     if untrained:

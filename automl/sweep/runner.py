@@ -13,21 +13,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
-
-import yaml
+from typing import Any, Callable, Dict
 
 from search_spaces.parameters import SearchSpace
-from trainers.atomic_write import write_text_atomic
+from trainers.atomic_write import remove_stale_temporaries, write_text_atomic
 from trainers.errors import UserError
 
-from .records import TrialRecord, TrialsTable
+from .driver_claim import DriverClaim
+from .finish import SweepOutcome, finish, start_report, timed
+from .records import TrialsTable
 from .settings import SweepSettings
 
 EXPERIMENT_NAME = "sweep"
@@ -39,22 +37,6 @@ Log = Callable[[str], None]
 THREAD_TIMEOUT_VARIABLE, THREAD_TIMEOUT_SECONDS = "TUNE_FUNCTION_THREAD_TIMEOUT_S", "30"
 
 
-@dataclass
-class SweepOutcome:
-    """What a finished sweep leaves and where."""
-
-    best: Optional[TrialRecord]
-    trials: List[TrialRecord]
-    automl_dir: Path
-    best_checkpoint: Optional[Path] = None
-    best_spec: Optional[Path] = None
-    onnx_file: Optional[Path] = None
-    engine_file: Optional[Path] = None
-    wall_seconds: float = 0.0
-    artifacts: Dict[str, Any] = field(default_factory=dict)
-    timings: Dict[str, float] = field(default_factory=dict)   # phase -> seconds (see run_sweep)
-
-
 def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: SweepSettings,
               log: Log = print) -> SweepOutcome:
     started = time.monotonic()
@@ -64,7 +46,14 @@ def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: Sw
     settings.automl_dir.mkdir(parents=True, exist_ok=True)
     experiment = Path(settings.ray_storage) / EXPERIMENT_NAME
     _check_fresh_or_resume(settings, experiment)
+    with DriverClaim(settings.automl_dir):
+        if settings.resume:   # the killed driver's and its trainers' half-written files (their targets are whole)
+            remove_stale_temporaries(settings.automl_dir)
+        return _run_sweep(skill, spec, space, settings, experiment, log, started)
 
+
+def _run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: SweepSettings, experiment: Path,
+               log: Log, started: float) -> SweepOutcome:
     import ray  # noqa: F401  (Ray's core first, once; Tune, the searchers and MLflow come while ray.init runs)
 
     # The experiment state is written at least every second: a killed driver loses no more.
@@ -83,11 +72,11 @@ def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: Sw
     timings: Dict[str, float] = {"started_unix": time.time()}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-setup", initializer=_yield_to_ray) as pool:
         if settings.ray_address:
-            ray_started = _timed(timings, "ray_start", _start_ray, settings)
-        tracker_ready = pool.submit(_timed, timings, "mlflow_store", _tracker, settings, spec, space, log)
+            ray_started = timed(timings, "ray_start", _start_ray, settings)
+        tracker_ready = pool.submit(timed, timings, "mlflow_store", _tracker, settings, spec, space, log)
         imported = pool.submit(_import_tune_side)
         if not settings.ray_address:
-            ray_started = _timed(timings, "ray_start", _start_ray, settings)
+            ray_started = timed(timings, "ray_start", _start_ray, settings)
         tracker = tracker_ready.result()
         tune, attach, TrialContext, run_trial = imported.result()
     table = TrialsTable(settings.automl_dir / "trials.csv", settings.metric)
@@ -104,7 +93,7 @@ def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: Sw
     log(f"sweep: {settings.algorithm}, {settings.max_trials} trials x up to {settings.max_epochs} epochs, "
         f"{_concurrency(settings)} at a time, {resources['cpu']:g} CPU / {resources['gpu']:g} GPU each; "
         f"{len(space.parameters)} parameters: {', '.join(space.names())}")
-    report = _start_report(skill, settings, log)   # its imports run while the trials train
+    report = start_report(skill, settings, log)   # its imports run while the trials train
     timings["setup"] = time.monotonic() - started   # imports, spec checks, Ray, MLflow, the Tuner
     fit_started = time.monotonic()
     try:
@@ -122,7 +111,7 @@ def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: Sw
     ray_stopping = _stop_ray_in_background() if ray_started else None
     outcome = finish(skill, spec, settings, table, tracker, log, report=report)
     if ray_stopping is not None:
-        _timed(outcome.timings, "ray_shutdown_wait", ray_stopping.join)
+        timed(outcome.timings, "ray_shutdown_wait", ray_stopping.join)
     outcome.timings.update(timings, finish=time.monotonic() - finish_started)
     outcome.wall_seconds = time.monotonic() - started
     outcome.timings["run_sweep"] = outcome.wall_seconds
@@ -150,32 +139,12 @@ def _import_tune_side():
     return tune, attach, TrialContext, run_trial
 
 
-def _start_report(skill: str, settings: SweepSettings, log: Log):
-    """The report's child process (report/background.py), or None when it cannot start (the report is
-    then drawn in this process at the end)."""
-    from .report.background import ReportProcess
-
-    try:
-        return ReportProcess(settings.results_dir, skill, settings.tracking_uri)
-    except OSError as error:
-        log(f"note: the report will be drawn at the end ({error})")
-        return None
-
-
 def _stop_ray_in_background() -> threading.Thread:
     import ray
 
     stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown")
     stopping.start()
     return stopping
-
-
-def _timed(timings: Dict[str, float], name: str, function, *args):
-    began = time.monotonic()
-    try:
-        return function(*args)
-    finally:
-        timings[name] = time.monotonic() - began
 
 
 def _check_fresh_or_resume(settings: SweepSettings, experiment: Path) -> None:
@@ -288,162 +257,3 @@ def _tracker(settings: SweepSettings, spec: Dict[str, Any], space: SearchSpace, 
     tracker.start_sweep(str(settings.results_dir), run_name=f"sweep {settings.results_dir.name}", spec=spec,
                         space=space.to_json(), settings=settings.to_json())
     return tracker
-
-
-def finish(skill: str, spec: Dict[str, Any], settings: SweepSettings, table: TrialsTable, tracker,
-           log: Log, report=None) -> SweepOutcome:
-    """Keep the winner: best/, best_spec.yaml, the ONNX export and (where possible) a TensorRT engine.
-
-    The report (``report``: run_sweep's :class:`.report.background.ReportProcess`, else one started
-    here) is drawn by its own process while this one exports the winner, and waited for before MLflow
-    is closed.
-    """
-    from .tidy import wait_for_tidying
-    from .trial import BEST_CHECKPOINT, SPEC_FILE
-
-    wait_for_tidying()   # trial folders final (trainers gone, checkpoints slimmed) before the winner's is copied
-    best, front_files = table.best(settings.mode), []
-    if settings.multi_objective:   # pareto.csv, MLflow; the front's most accurate trial wins (pareto.py)
-        from .pareto import keep_front
-
-        best, front_files = keep_front(table, settings, tracker, log)
-    outcome = SweepOutcome(best=best, trials=sorted(table.records.values(), key=lambda r: r.trial_id),
-                           automl_dir=settings.automl_dir)
-    artifacts: List[Path] = [table.path] + front_files
-    trial_spec: Optional[Dict[str, Any]] = None
-    if best is not None:
-        folder = Path(best.trial_dir)
-        best_dir = settings.automl_dir / "best"
-        best_dir.mkdir(parents=True, exist_ok=True)
-        source = folder / BEST_CHECKPOINT
-        if source.is_file():
-            outcome.best_checkpoint = best_dir / "model_best.pth"
-            shutil.copy2(source, outcome.best_checkpoint)
-        trial_spec = yaml.safe_load((folder / SPEC_FILE).read_text())
-        trial_spec["results_dir"] = str(settings.results_dir)   # retraining lands in results_dir/train
-        outcome.best_spec = settings.automl_dir / "best_spec.yaml"
-        write_text_atomic(outcome.best_spec, yaml.safe_dump(trial_spec, sort_keys=False))
-        shutil.copy2(outcome.best_spec, best_dir / "best_spec.yaml")
-        artifacts.append(outcome.best_spec)
-    report = report or _start_report(skill, settings, log)
-    try:
-        _deliver(skill, settings, outcome, trial_spec, artifacts, tracker, report, log)
-    except BaseException:
-        if report is not None:
-            report.cancel()
-        raise
-    _print_summary(outcome, settings, table, log)
-    return outcome
-
-
-def _deliver(skill: str, settings: SweepSettings, outcome: SweepOutcome, trial_spec: Optional[Dict[str, Any]],
-             artifacts: List[Path], tracker, report, log: Log) -> None:
-    """The winner's export (and quantize / distill) beside the report's drawing; MLflow closed last."""
-    best = outcome.best
-    if report is not None:
-        report.draw()   # best/ and trials.csv are final: the report is drawn while the winner is exported
-    if best is not None:
-        if outcome.best_checkpoint is not None:
-            _timed(outcome.timings, "export", _deploy, outcome, trial_spec, settings, log)
-            if settings.quantize or settings.distill_from:
-                from .winner import distill_winner, quantize_winner
-
-                if settings.distill_from:
-                    outcome.artifacts["distill"] = distill_winner(skill, outcome, settings, log)
-                if settings.quantize:
-                    outcome.artifacts["quantize"] = quantize_winner(skill, outcome, settings, log)
-    for path in (outcome.onnx_file, outcome.engine_file):
-        if path is not None:
-            artifacts.append(path)
-    if report is not None:   # report.html + PNGs; a failure is one warning line, never fatal
-        artifacts += _timed(outcome.timings, "report", report.finish, log)   # the wait for it: what it adds
-        outcome.timings["report_process"] = report.seconds   # its own drawing and writing, beside the export
-    else:
-        from .report import report_after_sweep
-
-        artifacts += _timed(outcome.timings, "report", report_after_sweep, skill, settings, log)
-    if tracker is not None:
-        summary = None if best is None else {
-            "trial_id": best.trial_id, "value": best.best_value, "epoch": best.best_epoch, "values": best.values}
-        _timed(outcome.timings, "mlflow_finish", lambda: tracker.finish_sweep(best=summary, artifacts=artifacts))
-
-
-def _deploy(outcome: SweepOutcome, trial_spec: Dict[str, Any], settings: SweepSettings, log: Log) -> None:
-    from trainers.rtdetr.export import export_onnx
-
-    height, width = (trial_spec.get("dataset", {}).get("augmentation", {}).get("eval_spatial_size") or [640, 640])
-    if settings.latency_aware:   # the shape its latency was measured at (latency.py)
-        from .latency import deploy_shape
-
-        height, width, _ = deploy_shape(trial_spec, settings.deploy_size)
-    onnx_file = settings.automl_dir / "export" / "model.onnx"
-    report = export_onnx(outcome.best_checkpoint, onnx_file, input_height=int(height), input_width=int(width),
-                         opset_version=17, log=None)
-    log(report.line())
-    outcome.onnx_file = Path(report.onnx_file)
-    if not report.passed:   # kept for inspection, but said plainly: its detections differ from PyTorch's
-        log(f"warning: the exported model's ONNX Runtime outputs differ from PyTorch's; check {onnx_file} "
-            f"before deploying it")
-        outcome.artifacts["onnx_check"] = "FAILED"
-    try:
-        from trainers.rtdetr.tensorrt import build_engine_if_possible
-    except ImportError:
-        return
-    engine = build_engine_if_possible(outcome.onnx_file, settings.automl_dir / "gen_trt_engine" / "model.engine",
-                                      precision="FP16", log=log)
-    outcome.engine_file = Path(engine) if engine else None
-
-
-def _print_summary(outcome: SweepOutcome, settings: SweepSettings, table: TrialsTable, log: Log) -> None:
-    counts: Dict[str, int] = {}
-    for record in table.records.values():
-        counts[record.status] = counts.get(record.status, 0) + 1
-    log("")
-    log(format_table(table, settings))
-    log("trials: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
-    best = outcome.best
-    if best is None:
-        log(f"no trial produced a {settings.metric}: see the reasons above and in {table.path}")
-    else:
-        latency = "" if best.latency_ms is None else f", latency {best.latency_ms:.2f} ms ({best.latency_runtime})"
-        log(f"best trial {best.trial_id}: {settings.metric} {best.best_value:.4f} at epoch {best.best_epoch} "
-            f"({best.status}, {best.epochs_run} epochs{latency})")
-        for name, path in (("best checkpoint", outcome.best_checkpoint), ("best spec", outcome.best_spec),
-                           ("ONNX model", outcome.onnx_file), ("TensorRT engine", outcome.engine_file)):
-            if path is not None:
-                log(f"  {name}: {path}")
-    if settings.multi_objective:
-        from .pareto import PARETO_FILE, format_front, pareto_front
-
-        log(format_front(pareto_front(list(table.records.values()), settings.mode), settings.metric))
-        log(f"pareto.csv: {settings.automl_dir / PARETO_FILE} (the most accurate front trial is exported)")
-    log(f"trials.csv: {table.path}")
-    log(f"disk used by the sweep: {_disk_usage(settings.automl_dir) / 1e6:.1f} MB in {settings.automl_dir}")
-    if settings.mlflow_uri:
-        log(f"MLflow: {settings.mlflow_uri}")
-    else:
-        log(f"MLflow UI: tao-automl ui {settings.results_dir}")
-
-
-def format_table(table: TrialsTable, settings: SweepSettings) -> str:
-    """The trials as an aligned text table, best first."""
-    records = sorted(table.records.values(), key=lambda r: (r.best_value is None, -(r.best_value or 0.0)
-                     if settings.mode == "max" else (r.best_value or 0.0)))
-    names = sorted({k for r in records for k in r.values})
-    header = ["trial", "status", settings.metric, "epoch", "epochs", "seconds"] + [n.split(".")[-1] for n in names]
-    rows = [[r.trial_id, r.status, "-" if r.best_value is None else f"{r.best_value:.4f}",
-             "-" if r.best_epoch is None else str(r.best_epoch), str(r.epochs_run), f"{r.wall_seconds:.0f}"]
-            + [_cell(r.values.get(n)) for n in names] for r in records]
-    widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
-    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths))
-                     for row in [header] + rows)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _disk_usage(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

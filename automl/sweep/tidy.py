@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Optional
 
+from trainers.atomic_write import remove_stale_temporaries
 from trainers.errors import UserError
 
 from .child import wait_until_trainer_exited
@@ -51,13 +52,6 @@ def tidy_finished_trial(folder: Path, delete_intermediate: bool) -> None:
                 slim_checkpoint(best)
             except (OSError, UserError):   # gone or unreadable: a full checkpoint stays, which is only bigger
                 pass
-
-
-def remove_stale_temporaries(folder: Path) -> None:
-    """A trainer killed outright (SIGKILL, OOM) mid-write leaves its temporary file (``.NAME.XXXX.tmp``
-    of trainers.atomic_write) behind; the target itself is never half-written."""
-    for path in folder.rglob(".*.tmp"):
-        path.unlink(missing_ok=True)
 
 
 def delete_intermediate_checkpoints(folder: Path) -> Optional[Path]:

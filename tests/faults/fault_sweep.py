@@ -115,7 +115,8 @@ def assert_nothing_lost(results: Path, rows: List[Dict[str, str]], leftovers: Se
         assert child.info.status == ("FINISHED" if row["status"] == "completed" else "FAILED")
         assert child.data.metrics["attempts"] == float(row["attempts"])
 
-    assert not list(leftovers) and not list(results.rglob("*.tmp")), "a half-written file was left"
+    half_written = [*leftovers, *(str(p.relative_to(results)) for p in results.rglob("*.tmp"))]
+    assert not half_written, f"a half-written file was left: {half_written}"
     checkpoints = list(results.rglob("*.pth"))
     assert checkpoints, "a completed trial keeps its best checkpoint"
     for path in checkpoints:

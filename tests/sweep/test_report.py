@@ -318,11 +318,11 @@ def test_a_failing_report_is_one_warning_line_and_never_stops_the_sweep(tmp_path
 
 @pytest.mark.slow
 def test_the_end_of_a_sweep_writes_the_report_and_logs_it_to_the_parent_run(winner_files, tmp_path):
-    """runner.finish (what every sweep ends with) writes the report after the winner's export and hands it
+    """finish.finish (what every sweep ends with) writes the report after the winner's export and hands it
     to the tracker with the sweep's other files."""
     from mlflow.tracking import MlflowClient
 
-    from automl.sweep.runner import finish
+    from automl.sweep.finish import finish
 
     results = make_sweep(tmp_path, winner_files, mlflow=False)
     tracker = start_tracking(results, winner_files, latency=True)

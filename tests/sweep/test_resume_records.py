@@ -27,11 +27,14 @@ def test_a_started_trial_that_trained_no_epoch_is_forgotten_on_resume_and_traine
     table.get("done").epochs_run = 2
     (trials_dir / "partly" / "train").mkdir(parents=True)   # one epoch trained before the kill
     (trials_dir / "partly" / "train" / "metrics.jsonl").write_text(json.dumps({"epoch": 0, "val_mAP50": 0.1}) + "\n")
+    (trials_dir / "ghost" / "train").mkdir(parents=True)   # its spec and the trainer's first files, no epoch
+    (trials_dir / "ghost" / "spec.yaml").write_text("train: {num_epochs: 2}\n")
     table.save()
 
     resumed = TrialsTable(tmp_path / "automl" / "trials.csv")
     forget_untrained_trials(SimpleNamespace(trials_dir=trials_dir), resumed, tracker)
 
     assert sorted(TrialsTable(tmp_path / "automl" / "trials.csv").records) == ["done", "partly"]
+    assert sorted(p.name for p in trials_dir.iterdir()) == ["partly"], "the forgotten trial's folder stays"
     children = tracker._search(f"tags.`mlflow.parentRunId` = '{tracker.parent_id}'")
     assert sorted(run.data.tags["tao_automl.trial_id"] for run in children) == ["done", "partly"]

@@ -121,6 +121,9 @@ def test_resume_after_the_driver_is_killed_loses_no_trial_and_runs_none_twice(tm
     before = {r["trial_id"]: r for r in _rows(results)}
     completed_before = [t for t, r in before.items() if r["status"] == "completed"]
     starts_before = {t: _starts(results, t) for t in completed_before}
+    # What a writer killed mid-write leaves (trainers.atomic_write), planted so the clean-up is always tested.
+    (results / "automl/.trials.csv.killed01.tmp").write_text("trial_id,sta")
+    (results / "automl/trials" / completed_before[0] / "train/.model_latest.pth.killed02.tmp").write_bytes(b"PK")
 
     done = _sweep(spec, "--resume", "--algorithm", "random", "--max-trials", "4", "--max-concurrent", "1")
     assert done.returncode == 0, done.stderr[-3000:]
