@@ -33,8 +33,8 @@ def build_scheduler(settings: SweepSettings, space: SearchSpace) -> TrialSchedul
         return FullRungsHyperBandForBOHB(**common, max_t=settings.max_epochs,
                                          reduction_factor=settings.reduction_factor)
     if algorithm == "pbt":
-        return PopulationBasedTraining(
-            **common, perturbation_interval=max(1, settings.grace_period),
+        return PBTWithinBudget(
+            settings.max_epochs, **common, perturbation_interval=max(1, settings.grace_period),
             hyperparam_mutations=pbt_mutations(space, settings.seed), quantile_fraction=0.25,
             resample_probability=0.25, perturbation_factors=(1.25, 0.8), synch=False)
     return FIFOScheduler()
@@ -149,6 +149,31 @@ class FullRungsHyperBandForBOHB(_FullRungsMixin, HyperBandForBOHB):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._init_rungs()
+
+
+class PBTWithinBudget(PopulationBasedTraining):
+    """Ray's asynchronous PBT, except that no trial is perturbed into having nothing left to train.
+
+    Ray knows no epoch budget: a trial reporting its last epoch could still be paused and restarted from a
+    donor, and a trial could clone a donor that has already trained its last epoch.  Either restart costs a
+    trainer start-up and trains nothing (the trial's folder then holds no epoch of its own), so neither
+    happens here; the trial continues and ends, as it would without PBT.
+    """
+
+    def __init__(self, max_epochs: int, **kwargs):
+        super().__init__(**kwargs)
+        self.max_epochs = max_epochs
+
+    def on_trial_result(self, tune_controller, trial, result: Dict[str, Any]) -> str:
+        if result.get(self._time_attr, 0) >= self.max_epochs:
+            return TrialScheduler.CONTINUE   # its last epoch: it ends now
+        return super().on_trial_result(tune_controller, trial, result)
+
+    def _exploit(self, tune_controller, trial, trial_to_clone) -> None:
+        donor = self._trial_state[trial_to_clone].last_result or {}
+        if donor.get(self._time_attr, 0) >= self.max_epochs:
+            return   # the donor's checkpoint is its last epoch: nothing would be left to train from it
+        super()._exploit(tune_controller, trial, trial_to_clone)
 
 
 def pbt_mutations(space: SearchSpace, seed: int) -> Dict[str, Any]:

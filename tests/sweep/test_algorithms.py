@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Dict, List
 
 import pytest
@@ -54,6 +55,34 @@ def test_hyperband_and_bohb_fill_their_most_aggressive_bracket_first(algorithm):
         if not brackets or brackets[-1] is not bracket:
             brackets.append(bracket)
     assert [(b._n0, b._rungs) for b in brackets] == [(4, [1, 2, 3]), (3, [2, 3]), (3, [3])]
+
+
+def test_pbt_perturbs_no_trial_into_having_nothing_left_to_train():
+    """Neither a trial reporting its last epoch nor one that would clone a donor's last epoch is restarted
+    (Ray's PBT knows no budget; such a restart trains nothing).  No Tune controller is passed to either:
+    reaching Ray's pause-and-restart path would fail here."""
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import TrialScheduler
+
+    from automl.search_space import search_space_for
+    from automl.skills import find_skill
+    from automl.sweep.schedulers import build_scheduler
+    from automl.sweep.settings import SweepSettings
+    from automl.sweep.trial import TIME_ATTR
+
+    settings = SweepSettings(results_dir=Path("unused"), algorithm="pbt", max_epochs=3, grace_period=1)
+    scheduler = build_scheduler(settings, search_space_for(find_skill("rtdetr"), {}, None))
+    behind, ahead = (Trial("function", trial_id=name, stub=True, config={"train.optim.lr": 1e-4})
+                     for name in ("behind", "ahead"))
+    for trial in (behind, ahead):
+        scheduler.on_trial_add(SimpleNamespace(search_alg=None), trial)
+    donor = scheduler._trial_state[ahead]
+    donor.last_score, donor.last_result, donor.last_checkpoint = 0.5, {TIME_ATTR: 3, "val_mAP50": 0.5}, object()
+
+    assert scheduler.on_trial_result(None, behind, {TIME_ATTR: 3, "val_mAP50": 0.0}) == TrialScheduler.CONTINUE
+    config = dict(behind.config)
+    scheduler._exploit(None, behind, ahead)
+    assert behind.config == config and scheduler._num_perturbations == 0
 
 
 # -------------------------------------------------------------------------------------------- slow
