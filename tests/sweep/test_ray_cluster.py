@@ -45,7 +45,8 @@ trials = {}
 if experiment:
     from ray.tune import ExperimentAnalysis
     node_of_pid = {a["Pid"]: a["Address"]["NodeID"] for a in ray._private.state.actors().values()
-                   if a["ActorClassName"] == "ImplicitFunc"}   # Tune's actor for a function trainable
+                   if a["ActorClassName"].endswith("ImplicitFunc")}   # Tune's actor for a function trainable
+                   # (named "ImplicitFunc" or "wrap_function.<locals>.ImplicitFunc", depending on how Ray got the class)
     for trial in ExperimentAnalysis(experiment).trials:
         trials[trial.trial_id] = node_of_pid.get(trial.last_result.get("pid"))
 print("PROBE " + json.dumps({"nodes": nodes, "trials": trials}))
