@@ -29,7 +29,8 @@ FLAGS = [
     ("--cpus-per-trial", "cpus_per_trial", float, "CPU cores per trial (default 1)"),
     ("--gpus-per-trial", "gpus_per_trial", float, "GPUs per trial, fractions allowed (default: 1 with a GPU)"),
     ("--max-retries", "max_retries", int, "retries of a failed trial (default 1)"),
-    ("--ray-address", "ray_address", str, "join this Ray cluster (e.g. 10.0.0.1:6379) instead of a local Ray"),
+    ("--ray-address", "ray_address", str, "join this Ray cluster (e.g. 10.0.0.1:6379) instead of a local Ray "
+                                          "(default: $RAY_ADDRESS when set)"),
     ("--storage-path", "storage_path", str, "Ray's experiment folder (a shared filesystem on a cluster)"),
     ("--mlflow-uri", "mlflow_uri", str, "MLflow tracking URI (default: sqlite in results_dir/automl/mlflow.db)"),
     ("--objective", "objective", str, "map50 (default) | map50-latency: also measure each trial's deploy latency "
@@ -68,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
 
 def flags_of(args: argparse.Namespace) -> dict:
     flags = {dest: getattr(args, dest, None) for _, dest, _, _ in FLAGS}
+    if not flags["ray_address"] and os.environ.get("RAY_ADDRESS"):
+        # Ray's own convention for "the cluster to use" (set on cluster nodes and in Ray jobs); a local Ray
+        # started with it set would fail anyway (ray.init refuses num_cpus when joining).
+        flags["ray_address"] = os.environ["RAY_ADDRESS"]
     flags["resume"] = bool(getattr(args, "resume", False))
     flags["quantize"] = bool(getattr(args, "quantize", False))
     flags["distill_from"] = getattr(args, "distill_from", None)

@@ -178,10 +178,29 @@ def _start_ray(settings: SweepSettings) -> bool:
             raise UserError(f"--ray-address {settings.ray_address}: cannot join the Ray cluster "
                             f"({(str(error).splitlines() or [type(error).__name__])[0]}){hint}") from None
         return True
+    # On overloaded cores Ray's processes can miss its fixed 30 s start-up window, which Ray reports as a bare
+    # Exception: once more, then one line instead of Ray's traceback.
+    try:
+        _start_local_ray()
+    except Exception:   # noqa: BLE001
+        ray.shutdown()
+        try:
+            _start_local_ray()
+        except Exception as error:   # noqa: BLE001
+            ray.shutdown()
+            first_line = (str(error).splitlines() or [type(error).__name__])[0]
+            load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+            raise UserError(f"could not start a local Ray ({first_line}); load average {load}: retry when the "
+                            f"machine is less busy, or join a running Ray with --ray-address") from None
+    return True
+
+
+def _start_local_ray() -> None:
+    import ray
+
     # A small object store: trials exchange files, not tensors, through Ray.
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
              object_store_memory=200 * 1024 * 1024, configure_logging=True, logging_level="ERROR")
-    return True
 
 
 def _concurrency(settings: SweepSettings) -> int:

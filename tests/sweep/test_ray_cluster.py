@@ -132,11 +132,11 @@ def two_node_cluster():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _sweep(spec: Path, cluster: LocalCluster, *args: str, env: Dict[str, str]) -> subprocess.Popen:
+def _sweep(spec: Path, *args: str, env: Dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "automl.cli", "sweep", "--skill", "rtdetr", "-e", str(spec),
-         "--ray-address", cluster.address, "--algorithm", "random", "--max-trials", "2", "--cpus-per-trial", "1",
-         *args], cwd=spec.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+         "--algorithm", "random", "--max-trials", "2", "--cpus-per-trial", "1", *args],
+        cwd=spec.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def test_a_sweep_joins_a_two_node_ray_cluster_with_its_token_and_runs_trials_on_both_nodes(tmp_path,
@@ -147,10 +147,13 @@ def test_a_sweep_joins_a_two_node_ray_cluster_with_its_token_and_runs_trials_on_
 
     spec = tiny_sweep_spec(tmp_path, epochs=1, train_count=8, val_count=4)
     storage = tmp_path / "ray_storage"
-    sweep = _sweep(spec, cluster, "--storage-path", str(storage), "--seed", "3", env=cluster.env)
-    # Meanwhile a driver without the cluster's token is refused, in one line that says what to set.
+    # The address from RAY_ADDRESS, Ray's own variable (as on a cluster node or in a Ray job) ...
+    sweep = _sweep(spec, "--storage-path", str(storage), "--seed", "3",
+                   env={**cluster.env, "RAY_ADDRESS": cluster.address})
+    # ... meanwhile a driver given --ray-address without the cluster's token is refused, in one line that says
+    # what to set.
     tokenless = {k: v for k, v in cluster.env.items() if k != "RAY_AUTH_TOKEN"}
-    refused = _sweep(spec, cluster, f"results_dir={tmp_path / 'refused'}",
+    refused = _sweep(spec, "--ray-address", cluster.address, f"results_dir={tmp_path / 'refused'}",
                      env={**tokenless, "RAY_AUTH_MODE": "disabled"})
     out, err = sweep.communicate(timeout=300)
     assert sweep.returncode == 0, out[-2000:] + err[-3000:]
