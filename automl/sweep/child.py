@@ -33,6 +33,19 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 PID_FILE = "trainer.pid"
 
 
+def oom_kill_count() -> Optional[int]:
+    """How many processes the kernel's out-of-memory killer has killed since boot (``oom_kill`` in
+    /proc/vmstat: cgroup and system-wide OOMs alike, Linux >= 4.13), or None where it is not available."""
+    try:
+        with open("/proc/vmstat") as vmstat:
+            for line in vmstat:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 class TrainingProcess:
     """``tao-automl train`` (or torchrun) for one trial spec, output to ``log_file``."""
 
@@ -47,6 +60,13 @@ class TrainingProcess:
         # Who is training here, for the driver, which tidies the trial's folder only once the group is gone.
         self.pid_file = self.log_file.parent / PID_FILE
         self.pid_file.write_text(json.dumps({"pid": self.process.pid, "host": socket.gethostname()}))
+        self._oom_kills_at_start = oom_kill_count()
+
+    def oom_killer_ran(self) -> Optional[bool]:
+        """Whether the kernel's OOM killer killed anything on this machine since the trainer started (None:
+        cannot tell).  A trainer that died of SIGKILL while it did was, in all likelihood, its victim."""
+        now = oom_kill_count()
+        return None if now is None or self._oom_kills_at_start is None else now > self._oom_kills_at_start
 
     @property
     def pid(self) -> int:

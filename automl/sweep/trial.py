@@ -176,7 +176,7 @@ def run_trial(config: Dict[str, Any], context: TrialContext) -> None:
         code = process.process.wait()
         already_reported = _follow(process, folder, settings, already_reported, tune, extra)   # the last lines
         if code != 0:
-            raise TrialFailed(failure_reason(process.last_lines(), code))
+            raise TrialFailed(failure_reason(process.last_lines(), code, process.oom_killer_ran()))
     finally:
         ended = time.time()   # the trainer's own time ends here: the group's clean-up is orchestration
         process.stop()
@@ -255,15 +255,21 @@ def _add_trainer_time(folder: Path, started: float, ended: float) -> None:
     write_text_atomic(path, json.dumps({"seconds": sum(r["seconds"] for r in runs), "runs": runs}))
 
 
-def failure_reason(lines: List[str], code: int) -> str:
-    """One line: the trainer's own error line when it printed one, else the exit status."""
+def failure_reason(lines: List[str], code: int, oom_killer_ran: Optional[bool] = None) -> str:
+    """One line: the trainer's own error line when it printed one, else the exit status.  ``oom_killer_ran``
+    (child.TrainingProcess.oom_killer_ran) tells a SIGKILL from the kernel's OOM killer from any other."""
     if code < 0:
         try:
             import signal
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        hint = " (out of memory?)" if -code == 9 else ""
+        hint = ""
+        if -code == 9:
+            hint = {None: " (out of memory?)",
+                    True: " (the kernel's out-of-memory killer ran meanwhile: too little memory for this "
+                          "configuration; try a smaller batch_size or input size, or fewer trials at once)",
+                    False: " (not by the kernel's out-of-memory killer: another process stopped it)"}[oom_killer_ran]
         return f"the trainer was killed by {name}{hint}"
     for line in reversed(lines):
         if "error" in line.lower() or "Error" in line:

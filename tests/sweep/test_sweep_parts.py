@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -144,7 +145,10 @@ def test_an_epoch_without_the_metric_fails_the_trial_with_a_reason():
 def test_failure_reasons_are_one_line():
     assert failure_reason(["epoch 0 ...", "tao-automl train: error: the loss became NaN at step 3"], 2) == \
         "tao-automl train: error: the loss became NaN at step 3"
-    assert "SIGKILL (out of memory?)" in failure_reason([], -9)
+    assert "SIGKILL (out of memory?)" in failure_reason([], -9)   # the OOM counter unavailable
+    assert "out-of-memory killer ran meanwhile" in failure_reason([], -9, oom_killer_ran=True)
+    assert "not by the kernel's out-of-memory killer" in failure_reason([], -9, oom_killer_ran=False)
+    assert failure_reason([], -15, oom_killer_ran=True) == "the trainer was killed by SIGTERM"
 
 
 def test_stopping_a_training_process_ends_its_whole_group(tmp_path):
@@ -159,6 +163,17 @@ def test_stopping_a_training_process_ends_its_whole_group(tmp_path):
     assert len(members) == 2, "the child and its grandchild share the trial's process group"
     process.stop(grace_seconds=2)
     assert not [pid for pid in members if _running(int(pid))], "nothing left running"
+
+
+@pytest.mark.skipif(not Path("/proc/vmstat").is_file(), reason="the OOM-kill counter is Linux's /proc/vmstat")
+def test_a_trainer_killed_by_another_process_is_not_blamed_on_memory(tmp_path):
+    process = TrainingProcess([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "log.txt")
+    os.kill(process.pid, signal.SIGKILL)
+    code = process.process.wait(timeout=20)
+    process.stop()
+    reason = failure_reason([], code, process.oom_killer_ran())
+    assert reason == ("the trainer was killed by SIGKILL (not by the kernel's out-of-memory killer: another "
+                      "process stopped it)")
 
 
 def _running(pid: int) -> bool:
