@@ -35,7 +35,7 @@ def _alive(pid: int, started: Optional[str]) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:   # someone else's process: alive, but then it is not our driver unless it matches
+    except PermissionError:   # alive, owned by another user: the start time below tells whether it is the driver
         pass
     return started is None or _start_time(pid) == started
 
