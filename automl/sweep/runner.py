@@ -91,7 +91,7 @@ def _run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: S
     else:
         tuner = _new_tuner(trainable, space, settings)
     log(f"sweep: {settings.algorithm}, {settings.max_trials} trials x up to {settings.max_epochs} epochs, "
-        f"{_concurrency(settings)} at a time, {resources['cpu']:g} CPU / {resources['gpu']:g} GPU each; "
+        f"{_running_at_once(settings)} at a time, {resources['cpu']:g} CPU / {resources['gpu']:g} GPU each; "
         f"{len(space.parameters)} parameters: {', '.join(space.names())}")
     report = start_report(skill, settings, log)   # its imports run while the trials train
     timings["setup"] = time.monotonic() - started   # imports, spec checks, Ray, MLflow, the Tuner
@@ -204,8 +204,15 @@ def _start_local_ray() -> None:
 
 
 def _concurrency(settings: SweepSettings) -> int:
-    if settings.max_concurrent > 0:
-        return settings.max_concurrent
+    return settings.max_concurrent if settings.max_concurrent > 0 else _fitting_at_once(settings)
+
+
+def _running_at_once(settings: SweepSettings) -> int:
+    """Trials that run together: live ones, as many as the resources hold (the rest wait or pause)."""
+    return min(_live_trials(settings), _fitting_at_once(settings))
+
+
+def _fitting_at_once(settings: SweepSettings) -> int:
     import ray
 
     total = ray.cluster_resources() if ray.is_initialized() else {"CPU": os.cpu_count() or 1}
@@ -221,12 +228,19 @@ def _live_trials(settings: SweepSettings) -> int:
     trials than a bracket holds, Ray would halve a partial bracket (stopping nothing) or wait for trials
     that can never start.  Their brackets are filled first; the cores still bound how many run at once
     (a paused trial holds none).
+
+    PBT ranks only live trials, so its population (max_trials) is live from the start: with more of it
+    than the resources run at once, Ray pauses a trial at each perturbation interval while others wait,
+    and the population takes turns.  Live trials capped at the cores would instead run pair after pair
+    to the end, each pair a population of its own.
     """
     live = _concurrency(settings)
     if settings.algorithm in ("hyperband", "bohb"):
         from .schedulers import largest_bracket
 
         live = max(live, min(settings.max_trials, largest_bracket(settings.max_epochs, settings.reduction_factor)))
+    if settings.algorithm == "pbt":
+        live = max(live, settings.max_trials)
     return live
 
 

@@ -151,8 +151,11 @@ def test_hyperband_and_bohb_stop_trials_at_their_rungs_and_survivors_reach_the_b
 
 @pytest.mark.slow
 def test_pbt_continues_a_trial_from_its_donors_checkpoint_with_a_perturbed_learning_rate(tmp_path, local_ray):
-    outcome, rows = _sweep(tmp_path, {"algorithm": "pbt", "max_trials": 2, "grace_period": 1, "seed": 0},
-                           epochs=3, searched=("train.optim.lr",))
+    """A population of 2 where one trial runs at a time (2 CPUs each): each trial is paused at every epoch
+    for the other, so PBT's decisions do not hang on how far apart two trainers start.  Whichever of the
+    two scores better (or both 0.0), the one behind clones it at epoch 2 of 3 at the latest."""
+    outcome, rows = _sweep(tmp_path, {"algorithm": "pbt", "max_trials": 2, "grace_period": 1, "seed": 0,
+                                      "cpus_per_trial": 2.0}, epochs=3, searched=("train.optim.lr",))
     assert len(rows) == 2 and all(r["status"] == "completed" for r in rows), rows
     exploits = [json.loads(line) for path in Path(outcome.automl_dir).rglob("pbt_global.txt")
                 for line in path.read_text().splitlines() if line.strip()]
