@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -112,7 +113,8 @@ def _deliver(skill: str, settings: SweepSettings, outcome: SweepOutcome, trial_s
         report.draw()   # best/ and trials.csv are final: the report is drawn while the winner is exported
     if best is not None:
         if outcome.best_checkpoint is not None:
-            timed(outcome.timings, "export", _deploy, outcome, trial_spec, settings, log)
+            with _sharing_cores(report):
+                timed(outcome.timings, "export", _deploy, outcome, trial_spec, settings, log)
             if settings.quantize or settings.distill_from:
                 from .winner import distill_winner, quantize_winner
 
@@ -134,6 +136,24 @@ def _deliver(skill: str, settings: SweepSettings, outcome: SweepOutcome, trial_s
         summary = None if best is None else {
             "trial_id": best.trial_id, "value": best.best_value, "epoch": best.best_epoch, "values": best.values}
         timed(outcome.timings, "mlflow_finish", lambda: tracker.finish_sweep(best=summary, artifacts=artifacts))
+
+
+@contextlib.contextmanager
+def _sharing_cores(report):
+    """While the report's process draws, the export's torch takes only its share of the cores."""
+    if report is None:
+        yield
+        return
+    import torch
+
+    from .report.background import SHARED_THREADS
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(SHARED_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _deploy(outcome: SweepOutcome, trial_spec: Dict[str, Any], settings: SweepSettings, log: Log) -> None:
