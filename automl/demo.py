@@ -10,10 +10,9 @@ A second ``make demo`` starts a fresh sweep; the previous one is kept in
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
-from automl.cli import main as cli
+from automl.cli import exit_now, main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "examples" / "raccoon_sweep.yaml"
@@ -48,4 +47,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
