@@ -94,7 +94,8 @@ def _run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: S
         f"{_running_at_once(settings)} at a time, {resources['cpu']:g} CPU / {resources['gpu']:g} GPU each; "
         f"{len(space.parameters)} parameters: {', '.join(space.names())}")
     report = start_report(skill, settings, log)   # its imports run while the trials train
-    threading.Thread(target=_import_for_the_winner, name="sweep-import-export", daemon=True).start()
+    importing = threading.Thread(target=_import_for_the_winner, name="sweep-import-export", daemon=True)
+    importing.start()
     timings["setup"] = time.monotonic() - started   # imports, spec checks, Ray, MLflow, the Tuner
     fit_started = time.monotonic()
     try:
@@ -110,6 +111,7 @@ def _run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: S
     finish_started = time.monotonic()
     # Ray is not needed any more: it shuts down (seconds) while the winner is exported and reported.
     ray_stopping = _stop_ray_in_background() if ray_started else None
+    importing.join()   # done long ago but in the shortest sweeps; the export must not import beside it
     outcome = finish(skill, spec, settings, table, tracker, log, report=report)
     if ray_stopping is not None:
         timed(outcome.timings, "ray_shutdown_wait", ray_stopping.join)

@@ -37,9 +37,14 @@ def tidy_in_background(folder: Path, delete_intermediate: bool) -> None:
 
 def wait_for_tidying() -> None:
     """Block until every finished trial handed to :func:`tidy_in_background` is tidied (before the winner's
-    checkpoint is copied and the disk use is counted)."""
+    checkpoint is copied and the disk use is counted); the tidying thread then ends (a live one would keep
+    the process from its quick exit, automl.cli.exit_now)."""
+    global _pool
     while _pending:
         _pending.pop(0).result()
+    if _pool is not None:
+        _pool.shutdown()
+        _pool = None
 
 
 def tidy_finished_trial(folder: Path, delete_intermediate: bool) -> None:
