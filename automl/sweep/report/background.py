@@ -29,7 +29,8 @@ from typing import Callable, List, Optional
 RESULT_PREFIX = "REPORT "
 # The report draws while the driver exports the winner: torch threads for each of the two, half the cores.
 # Torch's OpenMP threads spin while they wait, so with a full set each, both ran 2-3x slower on two cores.
-SHARED_THREADS = max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2) // 2)
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
+SHARED_THREADS = max(1, _CORES // 2)
 Log = Callable[[str], None]
 
 
@@ -164,8 +165,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    # Without the interpreter's teardown (torch, matplotlib: ~1.5 s that the driver, reading to the end of
-    # this output, would wait for); everything the report writes is written and closed by now.
-    os._exit(code)
+    from automl.cli import exit_now
+
+    exit_now(main())   # without module teardown (torch, matplotlib): ~1.5 s the driver, reading to the end, would wait
