@@ -146,10 +146,10 @@ def _sharing_cores(report):
         return
     import torch
 
-    from .report.background import SHARED_THREADS
+    from .report.background import shared_threads
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(SHARED_THREADS)
+    torch.set_num_threads(shared_threads())
     try:
         yield
     finally:

@@ -66,11 +66,11 @@ def _run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: S
     # A local ray.init mostly waits for Ray's processes to start: meanwhile one thread opens the MLflow
     # store (its import and SQLite file), then imports Ray Tune and the searchers.  One thread, not two:
     # on loaded cores Ray gives its raylet only 30 s to register (and the thread yields to it: see
-    # _yield_to_ray).  ray.init itself stays in this thread:
+    # _lowest_priority).  ray.init itself stays in this thread:
     # Ray's processes die with the thread that started them (PR_SET_PDEATHSIG).  Joining a cluster is
     # quick and may fail on a bad address: then nothing is written before it has worked.
     timings: Dict[str, float] = {"started_unix": time.time()}
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-setup", initializer=_yield_to_ray) as pool:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-setup", initializer=_lowest_priority) as pool:
         if settings.ray_address:
             ray_started = timed(timings, "ray_start", _start_ray, settings)
         tracker_ready = pool.submit(timed, timings, "mlflow_store", _tracker, settings, spec, space, log)
@@ -122,7 +122,7 @@ def _run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: S
     return outcome
 
 
-def _yield_to_ray() -> None:
+def _lowest_priority() -> None:
     """The calling thread runs at the lowest CPU priority (Linux: per thread), so on loaded cores Ray's
     own starting processes (GCS, raylet: 30 s to register) and the trainers come first; on idle cores it
     changes nothing."""
@@ -135,7 +135,7 @@ def _yield_to_ray() -> None:
 def _import_for_the_winner() -> None:
     """The winner's export imports torch, torch.onnx, onnx and ONNX Runtime (1.7 s of the sweep's end on two
     quiet cores): imported while the trials train, at the lowest priority, so the trainers come first."""
-    _yield_to_ray()
+    _lowest_priority()
     try:
         import trainers.rtdetr.export  # noqa: F401
     except Exception:   # the export itself says what is missing, at the end

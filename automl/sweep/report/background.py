@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -27,10 +26,6 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 RESULT_PREFIX = "REPORT "
-# The report draws while the driver exports the winner: torch threads for each of the two, half the cores.
-# Torch's OpenMP threads spin while they wait, so with a full set each, both ran 2-3x slower on two cores.
-_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
-SHARED_THREADS = max(1, _CORES // 2)
 Log = Callable[[str], None]
 
 
@@ -108,10 +103,18 @@ class ReportProcess:
             pass
 
 
+def shared_threads() -> int:
+    """Torch threads for the report and for the driver's export, which run side by side: half the CPUs each.
+    Torch's OpenMP threads spin while they wait, so with a full set each, both ran 2-3x slower on two cores."""
+    from trainers.rtdetr.data.build import available_cpus
+
+    return max(1, available_cpus() // 2)
+
+
 def _prepare(skill: str) -> None:
     """What drawing imports, imported while the trials still train, and the skill's spec validator built
     (only speed depends on this: drawing after a 3-trial sweep took 6.4 s without the MLflow, fANOVA and
-    COCOeval imports, 2.5 s with them).  Torch gets its share of the cores (see SHARED_THREADS)."""
+    COCOeval imports, 2.5 s with them).  Torch gets its share of the cores (shared_threads)."""
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  (the MLflow client's store for mlflow.db)
     import optuna.importance  # noqa: F401  (fANOVA, and scikit-learn under it)
     import torch
@@ -130,7 +133,7 @@ def _prepare(skill: str) -> None:
     from . import charts, confusion, html, study, sweep_folder, winner  # noqa: F401
 
     find_skill(skill).validator()
-    torch.set_num_threads(SHARED_THREADS)
+    torch.set_num_threads(shared_threads())
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -167,4 +170,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 if __name__ == "__main__":
     from automl.cli import exit_now
 
-    exit_now(main())   # without module teardown (torch, matplotlib): ~1.5 s the driver, reading to the end, would wait
+    exit_now(main())   # no module teardown (torch, matplotlib): ~1.5 s the driver, reading to the end, waited

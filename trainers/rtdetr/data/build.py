@@ -147,7 +147,7 @@ def build_dataloader(cfg, split: str, dataset: Optional[Dataset] = None, sampler
     policy = getattr(dataset, "policy", None) if training else None
     multi_scales = _multi_scales(cfg.dataset.augmentation.multi_scales) if training else []
     collate = BatchCollate(multi_scales, policy)
-    workers = max(0, min(int(cfg.dataset.workers), _available_cpus()))
+    workers = max(0, min(int(cfg.dataset.workers), available_cpus()))
     if seed is None:
         seed = int(getattr(getattr(cfg, "train", None), "seed", 0))
     generator = torch.Generator()
@@ -213,7 +213,8 @@ def _multi_scales(value: Any) -> List[int]:
     return scales
 
 
-def _available_cpus() -> int:
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's or taskset's share, not the machine's)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
