@@ -265,10 +265,13 @@ class SweepTracker:
             self._retry(self.client.delete_run, run_id)
 
     def finished_trial_ids(self) -> Set[str]:
-        """Trial ids whose child run has a final status (completed, pruned or failed)."""
+        """Trial ids whose child run has a final status (completed, pruned or failed) and is terminated: a
+        driver killed inside :meth:`finish_trial`, after the status tag and before the run's end, left a
+        RUNNING run that the sweep's end would call interrupted (seen in the kill -9 resume test)."""
         parent = self._require_parent()
         return {run.data.tags[TRIAL_TAG] for run in self._search(f"tags.`{PARENT_TAG}` = '{parent}'")
-                if run.data.tags.get(STATUS_TAG) in TRIAL_STATUSES and TRIAL_TAG in run.data.tags}
+                if run.data.tags.get(STATUS_TAG) in TRIAL_STATUSES and TRIAL_TAG in run.data.tags
+                and run.info.status != "RUNNING"}
 
     def ui_hint(self, results_dir: Union[str, Path]) -> str:
         """The command that opens the MLflow UI on this sweep."""

@@ -149,7 +149,9 @@ def test_resume_reuses_the_sweep_run_and_children_and_does_not_log_an_epoch_twic
     first.start_trial("b", {"lr": 0.2})
     first.finish_trial("b", status="completed", best_value=0.5, best_epoch=0, epochs_run=1, wall_seconds=1.0)
     orphan = first.start_trial("c", {"lr": 0.3})
-    del first  # the driver was killed: the sweep run stays RUNNING, trials "a" and "c" unfinished
+    half = first.start_trial("d", {"lr": 0.4})   # killed inside finish_trial: status tag written, run not ended
+    first._log_metrics(half, {}, step=0, tags={"tao_automl.status": "completed"})
+    del first  # the driver was killed: the sweep run stays RUNNING, trials "a", "c" and "d" unfinished
 
     again = SweepTracker(sweep.uri)
     assert again.start_sweep("sweep-resume", run_name="r", spec=SPEC, space=SPACE, settings=SETTINGS) == parent
@@ -163,7 +165,7 @@ def test_resume_reuses_the_sweep_run_and_children_and_does_not_log_an_epoch_twic
     runs = client.search_runs([again.experiment_id], "tags.`tao_automl.sweep_id` = 'sweep-resume'")
     assert len(runs) == 1 and runs[0].info.status == "RUNNING"
     children = client.search_runs([again.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
-    assert sorted(r.data.tags["tao_automl.trial_id"] for r in children) == ["a", "b", "c"]
+    assert sorted(r.data.tags["tao_automl.trial_id"] for r in children) == ["a", "b", "c", "d"]
     steps = sorted(m.step for m in client.get_metric_history(child, "val_mAP50"))
     assert steps == [0, 1, 2, 3, 4]
     assert again.finished_trial_ids() == {"a", "b"}
