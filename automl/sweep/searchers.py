@@ -1,13 +1,15 @@
 """Who proposes the next configuration: an Optuna sampler inside Ray Tune's OptunaSearch.
 
-Two things differ from using ``OptunaSearch`` as it comes:
+Three things differ from using ``OptunaSearch`` as it comes:
 
 - the sampler is built here, seeded, with its settings written out (Optuna
   5 changed TPE's defaults; a sweep must not change with them);
 - a trial that the scheduler stopped early is told to Optuna as PRUNED, not
   as COMPLETE with its low-fidelity score (Ray's OptunaSearch does the latter,
   hpo_anchors.md 1.3): TPE would otherwise rank an epoch-1 mAP next to final ones.
-  Its intermediate values are still reported, which TPE uses to order pruned trials.
+  Its intermediate values are still reported, which TPE uses to order pruned trials;
+- a trial that failed is told as PRUNED too, so that TPE learns from it
+  (FAILED trials are invisible to it).
 
 Latency (``--objective map50-latency``, see :mod:`.latency`): every trial's
 ``latency_ms`` is set as an Optuna user attribute before it is told.  With a
@@ -34,7 +36,7 @@ from ray.tune.search.optuna import OptunaSearch
 from search_spaces.optuna_space import INDEX_SUFFIX, QUANTILE_SUFFIX, define_by_run, without_helper_parameters
 from search_spaces.parameters import SearchSpace
 
-from .settings import LATENCY_METRIC, SweepSettings
+from .settings import EARLY_STOPPING_ALGORITHMS, LATENCY_METRIC, SweepSettings
 from .trial import OVER_BUDGET, TIME_ATTR
 
 GRID_POINTS = 3   # values per numeric parameter in a grid search
@@ -121,6 +123,14 @@ class SchedulerAwareOptunaSearch(OptunaSearch):
             self._ot_study.tell(self._ot_trials[trial_id], _worst(self.mode))
             self._completed_trials.add(trial_id)
             return
+        if error and known and not isinstance(self.metric, list):
+            # Failed after its retries (a non-finite loss, out of memory, a crash): PRUNED with the epochs it
+            # reported, which ranks it below every trial that got further.  As FAILED, TPE would ignore it
+            # and propose the same region again: a benchmark sweep's next proposal after lr 0.0876 had
+            # diverged was lr 0.0879.  (Two objectives keep FAILED: Optuna orders pruned trials by one.)
+            self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+            self._completed_trials.add(trial_id)
+            return
         if (not error and result and known and not isinstance(self.metric, list)
                 and int(result.get(TIME_ATTR, self.max_epochs)) < self.max_epochs):
             self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
@@ -148,12 +158,16 @@ def build_sampler(settings: SweepSettings, space: SearchSpace) -> optuna.sampler
     # multivariate: one joint density over the parameters, because they interact (lr and lr_backbone are
     #   good only together; independent densities propose good-lr x bad-backbone-lr pairs).
     # constant_liar: trials still running count as bad outcomes, so trials started together (up to
-    #   max_concurrent) are not near-copies of one proposal.
+    #   max_concurrent) are not near-copies of one proposal.  Only when every trial runs to the end: under
+    #   ASHA / HyperBand / BOHB the trials that run long are the promoted ones, the best seen so far, and
+    #   the lie would push proposals away from them for as long as they train (tests/sweep/
+    #   test_asha_search.py measures it).  Without it TPE just ignores running trials.
     # n_ei_candidates: draws from the "good" density scored per proposal (Optuna's 24).
     # Not passed: prior_weight, consider_endpoints, consider_magic_clip, gamma, weights are deprecated
     # since Optuna 4.9 and fixed to their defaults in 6.0 (prior on with weight 1, no endpoints, the
     # "good" set the top ceil(10 %) of finished trials); passing them only warns.
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True,
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True,
+                                      constant_liar=settings.algorithm not in EARLY_STOPPING_ALGORITHMS,
                                       n_ei_candidates=24)
 
 

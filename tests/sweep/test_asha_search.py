@@ -3,7 +3,8 @@
 - ASHA's first rung waits for reduction_factor arrivals before it lets anyone through (Ray lets the first
   arrival through unconditionally, and TPE then ranks that completed trial above every pruned one);
 - TPE's random start-up is a handful of trials, not a third of the sweep or Optuna's 10;
-- trials the scheduler stopped reach Optuna as PRUNED with their per-epoch values, and TPE steers by them.
+- trials the scheduler stopped reach Optuna as PRUNED with their per-epoch values, and TPE steers by them;
+- the trials ASHA promoted, still training, do not count as bad outcomes (no constant liar under ASHA).
 """
 from __future__ import annotations
 
@@ -107,3 +108,40 @@ def test_tpe_steers_by_pruned_trials_toward_the_learning_rate_their_epoch_values
     random_distance = sum(map(_distance_to_good_lr, random[after_startup])) / len(random[after_startup])
     # Without the pruned trials' values TPE would still be drawing at random (or modelling nothing).
     assert tpe_distance < 0.5 * random_distance, (tpe_distance, random_distance)
+
+
+def _promoting_sweep(seed: int, liar: bool, trials: int = 24, runs_for: int = 6) -> float:
+    """A made-up ASHA sweep: each proposal's epoch-1 score peaks at lr 1e-3; a score in the top third so far
+    is promoted and keeps training (RUNNING in the study) while the next ``runs_for`` proposals are made.
+    Returns the mean distance (in decades of lr) of TPE's own proposals to lr 1e-3."""
+    settings = SweepSettings(results_dir=Path("unused"), algorithm="asha", max_trials=trials, max_epochs=9, seed=seed)
+    searcher = build_searcher(settings, _rtdetr_space())
+    if liar:   # the same sampler with the liar on, the comparison this test is about
+        searcher._sampler._constant_liar = True
+    running, scores, proposals = {}, [], []
+    for i in range(trials):
+        for trial_id, (until, score) in list(running.items()):
+            if until <= i:
+                searcher.on_trial_complete(trial_id, {"val_mAP50": 2 * score, TIME_ATTR: 9})
+                del running[trial_id]
+        config = searcher.suggest(f"t{i}")
+        proposals.append(config)
+        score = 0.3 - 0.1 * _distance_to_good_lr(config)
+        result = {"val_mAP50": score, TIME_ATTR: 1, "training_iteration": 1}
+        searcher.on_trial_result(f"t{i}", result)
+        scores.append(score)
+        if len(scores) >= 3 and score >= sorted(scores, reverse=True)[len(scores) // 3]:
+            running[f"t{i}"] = (i + runs_for, score)
+        else:
+            searcher.on_trial_complete(f"t{i}", result)
+    own = proposals[startup_trials(trials):]
+    return sum(map(_distance_to_good_lr, own)) / len(own)
+
+
+def test_tpe_under_asha_keeps_proposing_near_the_promoted_trials_while_they_train():
+    assert build_searcher(SweepSettings(results_dir=Path("unused"), algorithm="asha"),
+                          _rtdetr_space())._sampler._constant_liar is False
+    ours = [_promoting_sweep(seed, liar=False) for seed in range(4)]
+    liar = [_promoting_sweep(seed, liar=True) for seed in range(4)]
+    # The liar counts the promoted (best) trials as failures for as long as they train.
+    assert all(o < lie for o, lie in zip(ours, liar)) and sum(ours) < 0.9 * sum(liar), (ours, liar)

@@ -53,10 +53,12 @@ def test_impossible_settings_are_one_line_errors(tmp_path, flags, message):
 
 def test_samplers_are_seeded_and_explicit(tmp_path):
     space = search_space_for("rtdetr", None)
-    settings = SweepSettings(results_dir=tmp_path, max_trials=12, seed=3)
+    settings = SweepSettings(results_dir=tmp_path, algorithm="bayesian", max_trials=12, seed=3)
     sampler = build_sampler(settings, space)
     assert isinstance(sampler, optuna.samplers.TPESampler)
     assert sampler._multivariate and sampler._constant_liar and sampler._n_startup_trials == 4
+    for early_stopping in ("asha", "hyperband", "bohb"):   # test_asha_search.py says why
+        assert not build_sampler(SweepSettings(results_dir=tmp_path, algorithm=early_stopping), space)._constant_liar
     random_sampler = build_sampler(SweepSettings(results_dir=tmp_path, algorithm="random"), space)
     assert isinstance(random_sampler, optuna.samplers.RandomSampler)
 
@@ -84,11 +86,18 @@ def test_a_trial_the_scheduler_stopped_is_told_to_optuna_as_pruned(tmp_path):
     assert searcher.pruned_trials == ["stopped"]
 
 
-def test_a_failed_trial_is_told_as_failed(tmp_path):
+def test_a_failed_trial_is_told_as_pruned_with_the_epochs_it_reported(tmp_path):
     searcher = _searcher(tmp_path)
-    searcher.suggest("broken")
-    searcher.on_trial_complete("broken", None, error=True)
-    assert searcher._ot_study.trials[0].state == optuna.trial.TrialState.FAIL
+    searcher.suggest("diverged_at_once")
+    searcher.on_trial_complete("diverged_at_once", None, error=True)
+    searcher.suggest("crashed_later")
+    searcher.on_trial_result("crashed_later", {"val_mAP50": 0.2, "training_iteration": 1, TIME_ATTR: 1})
+    searcher.on_trial_complete("crashed_later", None, error=True)
+    first, second = searcher._ot_study.trials
+    # FAILED trials are invisible to TPE, which would propose the diverging region again.
+    assert first.state == second.state == optuna.trial.TrialState.PRUNED
+    assert first.intermediate_values == {} and second.intermediate_values == {1: pytest.approx(0.2)}
+    assert searcher.pruned_trials == []   # the scheduler stopped neither
 
 
 def test_the_searcher_survives_a_pickle_round_trip(tmp_path):
