@@ -22,32 +22,21 @@ layers) at 64x64, batch 8, 1 CPU (one torch thread) per trial.
     whether a trainer runs slower inside a sweep than alone.
     Goal: overhead <= 5 % of the wall time with trials of a minute or more.
 
-Part 2's current sizes and defaults (they supersede the numbers below): benchmarks/sweep_search.py.
-(2) Search.  The task: the drawn shapes, every shape one class (a task the
-    tiny preset learns within a few epochs at 64 px with a good learning
-    rate), ``--search-images`` (96) training images.  The space:
-    train.optim.lr and lr_backbone over [1e-5, 1e-1], log scale: four decades
-    each around the recipe's 1e-3 (which reaches ~0.18 val_mAP50 in 6 epochs
-    of 128 images, measured alone), most of which is expected to learn
-    nothing in 6 epochs (too slow below ~1e-4, AdamW unstable above ~1e-2).  For each
-    seed: random search, ``--random-trials`` (6) trials x ``--max-epochs`` (6)
-    epochs, every trial to the end (FIFO); then ASHA + TPE (``--grace-period``
-    2: after one epoch even a good learning rate scores ~0 val_mAP50 on this
-    task, after two it starts to show;
-    reduction factor 3, same max epochs; its sampler seed is the seed + 1000,
-    so its random start-up does not replay random search's configurations),
-    stopped (SIGINT, Ray Tune's graceful stop) once its completed epochs reach
-    random search's total.  Both run 2 trials at a time.  Every epoch's metrics
-    line is seen as it appears (polled every 0.2 s), which orders the epochs of
-    concurrent trials; best-so-far val_mAP50 is then a function of cumulative
-    epochs (pruned trials' epochs included, also an epoch a trainer finished
-    after its rung before it was stopped).  Reported per seed: the epochs
-    random search used until its best, the epochs ASHA needed to reach that
-    value, their ratio (goal <= 1/3) and ASHA's epochs over random's total
-    budget; medians over the seeds.
+(2) Search (sizes, defaults and the reasoning behind them: benchmarks/sweep_search.py).
+    The drawn shapes as one class at 64 px; train.optim.lr and lr_backbone
+    over [1e-5, 1e-1], log scale.  For each seed: random search, every trial
+    to the end (FIFO); then ASHA + TPE (its sampler seeded seed + 1000, so its
+    random start-up does not replay random search's draws), stopped once it
+    reaches random search's best or has used the same epochs.  Both run 2
+    trials at a time.  Every epoch's metrics line is seen as it appears
+    (polled every 0.2 s), which orders the epochs of concurrent trials;
+    best-so-far val_mAP50 is then a function of cumulative epochs (pruned
+    trials' epochs included).  Reported per seed: random search's best and
+    the epoch it came at, the epochs ASHA needed to reach it, over random's
+    total (the goal: <= 1/3) and over random's epochs until its best.
 
     python benchmarks/bench_sweep.py                     # both parts, seeds 0 1 2
-    python benchmarks/bench_sweep.py --part search       # part 2 alone (the ~15 min default on 2 quiet cores)
+    python benchmarks/bench_sweep.py --part search       # part 2 alone (about 18 min a seed on 2 cores)
     python benchmarks/bench_sweep.py --quick             # everything smaller: checks that it runs (minutes)
     python benchmarks/bench_sweep.py --part search --seeds 0 1 2 3 4
 
