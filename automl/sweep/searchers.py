@@ -27,6 +27,7 @@ fits, so it would otherwise keep proposing the sizes it has just seen fail.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -38,6 +39,8 @@ from search_spaces.parameters import SearchSpace
 
 from .settings import EARLY_STOPPING_ALGORITHMS, LATENCY_METRIC, SweepSettings
 from .trial import OVER_BUDGET, TIME_ATTR
+
+logger = logging.getLogger(__name__)
 
 GRID_POINTS = 3   # values per numeric parameter in a grid search
 LATENCY_ATTR = "latency_ms"   # Optuna user attribute a trial's latency is kept in
@@ -98,8 +101,17 @@ class SchedulerAwareOptunaSearch(OptunaSearch):
         ot_trial.set_user_attr(LATENCY_ATTR, float(latency))
         ot_trial.set_user_attr(INFERRED_ATTR, reference_id)
         ot_trial.set_constraint(LATENCY_ATTR, latency_violation(latency, self.latency_budget_ms))
-        self._ot_study.tell(ot_trial, _worst(self.mode))
+        self._tell(ot_trial, _worst(self.mode))
         self.skipped_proposals += 1
+
+    def _tell(self, ot_trial, *args, **kwargs) -> None:
+        """``study.tell`` as Ray's OptunaSearch guards it: a failure is a warning, not the sweep's end.
+        GridSampler calls ``Study.stop()`` once every grid point is told, which raises outside
+        ``Study.optimize``; a grid sweep whose last point failed (told PRUNED) got there."""
+        try:
+            self._ot_study.tell(ot_trial, *args, **kwargs)
+        except Exception as error:   # noqa: BLE001 - Ray's own guard around the same call
+            logger.warning("Optuna did not take trial %s's result: %s", ot_trial.number, error)
 
     # HyperBand for BOHB pauses and resumes trials through the searcher; a paused trial simply stays
     # RUNNING in the study (its intermediate values keep coming when it resumes).
@@ -120,7 +132,7 @@ class SchedulerAwareOptunaSearch(OptunaSearch):
             # Never trained: COMPLETE at the worst value, and infeasible through the constraint.
             if trial_id in getattr(self, "suggested", {}) and result.get(LATENCY_METRIC) is not None:
                 self.over_budget[trial_id] = (self.suggested[trial_id], float(result[LATENCY_METRIC]))
-            self._ot_study.tell(self._ot_trials[trial_id], _worst(self.mode))
+            self._tell(self._ot_trials[trial_id], _worst(self.mode))
             self._completed_trials.add(trial_id)
             return
         if error and known and not isinstance(self.metric, list):
@@ -128,12 +140,12 @@ class SchedulerAwareOptunaSearch(OptunaSearch):
             # reported, which ranks it below every trial that got further.  As FAILED, TPE would ignore it
             # and propose the same region again: a benchmark sweep's next proposal after lr 0.0876 had
             # diverged was lr 0.0879.  (Two objectives keep FAILED: Optuna orders pruned trials by one.)
-            self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+            self._tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
             self._completed_trials.add(trial_id)
             return
         if (not error and result and known and not isinstance(self.metric, list)
                 and int(result.get(TIME_ATTR, self.max_epochs)) < self.max_epochs):
-            self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+            self._tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
             self._completed_trials.add(trial_id)
             self.pruned_trials.append(trial_id)
             return

@@ -202,3 +202,17 @@ def test_a_stopped_sweep_keeps_its_running_trials_best_so_far(tmp_path):
     table.mark_interrupted()
     assert running.status == "interrupted" and not running.finished
     assert table.best().trial_id == "t1"
+
+
+def test_a_grid_sweep_whose_last_point_failed_goes_on(tmp_path):
+    # Optuna's GridSampler stops the study when its last point is told, which raises outside Study.optimize.
+    space = search_space_for("rtdetr", {"automl": {"hyperparameters": ["model.backbone"]}})
+    settings = SweepSettings(results_dir=tmp_path, algorithm="grid")
+    searcher = SchedulerAwareOptunaSearch(
+        space=__import__("search_spaces.optuna_space", fromlist=["define_by_run"]).define_by_run(space),
+        metric="val_mAP50", mode="max", sampler=build_sampler(settings, space), seed=0, max_epochs=4)
+    points = grid_size(space)
+    for i in range(points):
+        searcher.suggest(f"t{i}")
+        searcher.on_trial_complete(f"t{i}", None, error=True)
+    assert [t.state for t in searcher._ot_study.trials] == [optuna.trial.TrialState.PRUNED] * points
