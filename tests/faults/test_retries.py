@@ -55,8 +55,10 @@ def write_start_checkpoints(spec: Path, folder: Path):
 
 
 class KillAfterFirstEpoch(threading.Thread):
-    """SIGKILLs the trainer of the trial starting from ``checkpoint`` once, as soon as its epoch 0 is in
-    metrics.jsonl (written after the epoch's checkpoints, so the retry has a model_latest.pth)."""
+    """SIGKILLs the trainer of the trial starting from ``checkpoint`` once, as soon as its epoch 0 is over:
+    in metrics.jsonl (written after the epoch's checkpoints, so the retry has a model_latest.pth) and its
+    summary line in the trial's train.log (the epoch's last act; a kill between the two would leave the
+    log without its epoch 0 line, and the test reads the log)."""
 
     def __init__(self, trials: Path, checkpoint: str):
         super().__init__(daemon=True)
@@ -71,7 +73,9 @@ class KillAfterFirstEpoch(threading.Thread):
                     start = yaml.safe_load(spec_file.read_text())["train"]["pretrained_model_path"]
                 except (OSError, TypeError, KeyError, yaml.YAMLError):
                     continue
-                if start == self.checkpoint and '"epoch": 0' in read_text(spec_file.parent / "train/metrics.jsonl"):
+                trial = spec_file.parent
+                if (start == self.checkpoint and '"epoch": 0' in read_text(trial / "train/metrics.jsonl")
+                        and "epoch 0/" in read_text(trial / "train.log")):
                     for pid in trainer_pids(spec_file):
                         os.kill(pid, signal.SIGKILL)
                         self.killed.append(pid)
