@@ -53,6 +53,9 @@ def add_arguments(parser) -> None:
                         help="part 2's batch size: 4 gives 48 steps an epoch at 192 images, enough for one "
                              "epoch to tell a good learning rate from a bad one")
     parser.add_argument("--grace-period", type=int, default=1, help="ASHA's grace period in part 2 (epochs)")
+    parser.add_argument("--asha-budget-fraction", type=float, default=1.0,
+                        help="stop ASHA at this fraction of random search's epochs (1/3 settles the goal and "
+                             "saves the rest: a seed that has not reached random's best by then has missed it)")
     parser.add_argument("--side-by-side", action="store_true",
                         help="run each seed's random and ASHA sweeps at the same time (4 trials at once: for 4+ "
                              "cores); the epoch counts do not change, only the wall time, and ASHA then runs to "
@@ -109,10 +112,11 @@ class SeedResult:
 
 def part_search(args, work: Path) -> List[SeedResult]:
     budget = args.random_trials * args.max_epochs
+    asha_budget = budget if args.side_by_side else max(1, math.ceil(budget * args.asha_budget_fraction))
     asha_trials = args.asha_trials or max(args.random_trials, math.ceil(budget / args.grace_period))
     print(f"\n== (2) ASHA + TPE vs random search at equal epochs: random {args.random_trials} trials x "
           f"{args.max_epochs} epochs = {budget} epochs; ASHA (grace {args.grace_period}, reduction 3) up to {asha_trials} trials, "
-          f"stopped at {budget} epochs{'' if args.side_by_side else ' or once it reaches random search best'}; "
+          f"stopped at {asha_budget} epochs{'' if args.side_by_side else ' or once it reaches random search best'}; "
           f"{args.search_images} train images, batch {args.search_batch}, 2 trials at a time"
           f"{' (random and ASHA side by side)' if args.side_by_side else ''} ==", flush=True)
     data = one_class(write_shapes_dataset(work / "search_data", args.search_images, VAL_IMAGES, size=SIZE, seed=0))
@@ -141,7 +145,7 @@ def part_search(args, work: Path) -> List[SeedResult]:
     def asha_search(seed: int, target: Optional[float]) -> None:
         sweep(seed, "asha", ["--algorithm", "asha", "--max-trials", str(asha_trials), "--grace-period",
                              str(args.grace_period), "--reduction-factor", "3"],
-              budget_epochs=budget, stop_at_value=target if target else None)
+              budget_epochs=asha_budget, stop_at_value=target if target else None)
 
     def random_search(seed: int) -> None:
         sweep(seed, "random", ["--algorithm", "random", "--max-trials", str(args.random_trials)])
@@ -154,13 +158,13 @@ def part_search(args, work: Path) -> List[SeedResult]:
                 thread.start()
             for thread in both:
                 thread.join()
-    else:
-        # Random search first for every seed: ASHA's run then stops as soon as it reaches random's best
-        # (the epochs it would spend after that cannot change the ratios).
-        for seed in args.seeds:
-            random_search(seed)
     results: List[SeedResult] = []
     for seed in args.seeds:
+        if (seed, "random") not in runs:
+            # Random search first: ASHA's run then stops as soon as it reaches random's best (the epochs it
+            # would spend after that cannot change the ratios).  Seed by seed, so a long run that is cut
+            # short still has whole seeds.
+            random_search(seed)
         random_curve = best_so_far(runs[seed, "random"].epochs) if (seed, "random") in runs else []
         if not random_curve:
             print(f"  seed {seed}: random search completed no epoch; skipped")
@@ -168,7 +172,7 @@ def part_search(args, work: Path) -> List[SeedResult]:
         target = random_curve[-1]
         if (seed, "asha") not in runs:
             asha_search(seed, target)
-        asha_curve = best_so_far(runs[seed, "asha"].epochs)[:budget]   # epochs past the budget are not counted
+        asha_curve = best_so_far(runs[seed, "asha"].epochs)[:asha_budget]   # epochs past it are not counted
         if not asha_curve:
             print(f"  seed {seed}: ASHA completed no epoch; skipped")
             continue
@@ -182,6 +186,11 @@ def part_search(args, work: Path) -> List[SeedResult]:
             random_at_third=random_curve[third - 1], asha_at_third=asha_curve[min(third, len(asha_curve)) - 1],
             asha_trials=f"{len(asha_statuses)} ({asha_statuses.count('pruned')} pruned)",
             random_wall=runs[seed, "random"].wall, asha_wall=runs[seed, "asha"].wall))
+        reached = results[-1].asha_epochs_to_target
+        print(f"  seed {seed}: ASHA reached random search's best {target:.3f} "
+              f"{'never' if reached is None else f'at epoch {reached}'} of the {len(random_curve)} random search "
+              f"used ({'met' if reached is not None and reached <= len(random_curve) / 3 else 'not met'})",
+              flush=True)
     return results
 
 
