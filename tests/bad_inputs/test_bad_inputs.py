@@ -1,6 +1,6 @@
 """Every bad input gets exit code 2 and one line naming the file, key or value; nothing half-written; no code run.
 
-Each case of :mod:`.cases` goes through the real command line (``automl.cli.main``)
+Each case of :mod:`.corpus` goes through the real command line (``automl.cli.main``)
 in a folder of its own.  Beyond the message, the folder must hold no temporary
 file (``*.tmp``), no output a successful run would write (checkpoints, ONNX,
 results.json, annotated images, an imported checkpoint), and no marker left by
@@ -15,7 +15,7 @@ import pytest
 
 from automl import cli
 
-from .cases import CASES, MARKER
+from .corpus import CASES, MARKER
 
 # What a successful command writes: none of it may exist after a refused input.
 OUTPUT_PATTERNS = ("*.pth", "*.onnx", "*.engine", "results.json", "metrics.jsonl", "*.csv", "*.jpg", "*.png",
