@@ -187,10 +187,10 @@ def part_search(args, work: Path) -> List[SeedResult]:
             asha_trials=f"{len(asha_statuses)} ({asha_statuses.count('pruned')} pruned)",
             random_wall=runs[seed, "random"].wall, asha_wall=runs[seed, "asha"].wall))
         reached = results[-1].asha_epochs_to_target
-        print(f"  seed {seed}: ASHA reached random search's best {target:.3f} "
-              f"{'never' if reached is None else f'at epoch {reached}'} of the {len(random_curve)} random search "
-              f"used ({'met' if reached is not None and reached <= len(random_curve) / 3 else 'not met'})",
-              flush=True)
+        when = (f"not within its {len(asha_curve)} epochs" if reached is None
+                else f"at epoch {reached} ({reached / len(random_curve):.2f} of random search's {len(random_curve)})")
+        print(f"  seed {seed}: ASHA reached random search's best {target:.3f} {when}: "
+              f"{'met' if reached is not None and reached <= len(random_curve) / 3 else 'not met'}", flush=True)
     return results
 
 
