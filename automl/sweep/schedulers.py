@@ -55,7 +55,8 @@ class _FirstRungWaitsBracket(_AsyncBracket):
       pruned).  This is the promotion rule of ASHA's paper (Li et al. 2020: promote only from the top
       1/eta of a rung, so nobody from a rung holding fewer than eta results).
     - A higher rung's first arrival is measured against the rung below instead: it must score at least the
-      top-1/eta cutoff of the other trials' results there, which they reached with fewer epochs.  Stopping
+      top-1/eta cutoff of the other trials' results there (or at the nearest lower rung that has some),
+      which they reached with fewer epochs.  Stopping
       the early arrivals here as at the first rung would stop the best trials of a small sweep (they arrive
       first); passing them all let a trial whose epoch-1 score beat three zeros by 0.001 train 27 epochs at
       about 0 val_mAP50 in a benchmark sweep of 73 epochs.
@@ -77,11 +78,19 @@ class _FirstRungWaitsBracket(_AsyncBracket):
             crowded = milestone < self.max_t and len(recorded) < self.rf   # recorded now includes this trial
             return TrialScheduler.STOP if crowded else action
         if len(recorded) == 1:   # this trial alone: Ray's free pass
-            below = {t: v for t, v in self._rungs[rung + 1][1].items() if t != trial.trial_id}
-            bar = self.cutoff(below)
+            bar = self._bar_below(rung, trial.trial_id)
             if bar is not None and cur_rew < bar:
                 return TrialScheduler.STOP
         return action
+
+    def _bar_below(self, rung: int, trial_id: str) -> Optional[float]:
+        """The cutoff of the other trials' results at the nearest lower rung that has any (the first rung
+        always has, once anyone passed it), or None."""
+        for _, recorded in self._rungs[rung + 1:]:
+            others = {t: v for t, v in recorded.items() if t != trial_id}
+            if others:
+                return self.cutoff(others)
+        return None
 
     def _arrival_rung(self, trial, cur_iter: int) -> Optional[int]:
         """The index of the rung this result is recorded at (as Ray's on_result finds it), or None."""

@@ -75,6 +75,16 @@ def test_a_higher_rung_s_first_arrival_below_the_rung_below_s_bar_stops():
     assert fresh.on_result(_Trial("good"), 9, 0.19) == go        # alone at rung 9, above "lucky"'s rung-3 0.005
 
 
+def test_a_trial_alone_at_two_rungs_is_measured_against_the_first_rung():
+    bracket = _asha(max_epochs=27)
+    for t, v in EPOCH_1:
+        bracket.on_result(_Trial(t), 1, v)
+    assert bracket.on_result(_Trial("lucky"), 3, 0.005) == TrialScheduler.CONTINUE
+    # Nobody else at rung 3: the bar is the others' cutoff at rung 1 (0.0002), and 0.0001 after 9 epochs
+    # is below what they had after one.
+    assert bracket.on_result(_Trial("lucky"), 9, 0.0001) == TrialScheduler.STOP
+
+
 def test_the_first_rung_waits_also_when_it_is_asha_s_only_rung():
     bracket = _asha(max_epochs=2, grace=1)   # reduction factor 3: one rung, at epoch 1
     assert [bracket.on_result(_Trial(t), 1, 0.9) for t in "ab"] == [TrialScheduler.STOP] * 2
