@@ -5,22 +5,20 @@ import json
 import math
 
 from ..world import write_json
-from .registry import argv, case, coco_with, evaluate_on
+from .registry import argv, case, coco_with, evaluate_on, input_file
 
 
 # -- annotation files (evaluate reads the test split) ---------------------------------------------------
 @case("annotations")
 def json_not_json(world, folder):
-    path = folder / "in" / "broken.json"
-    path.parent.mkdir(parents=True)
+    path = input_file(folder, "broken.json")
     path.write_text('{"images": [')
     return evaluate_on(world, folder, path), "broken.json"
 
 
 @case("annotations")
 def json_zero_bytes(world, folder):
-    path = folder / "in" / "broken.json"
-    path.parent.mkdir(parents=True)
+    path = input_file(folder, "broken.json")
     path.write_bytes(b"")
     return evaluate_on(world, folder, path), "broken.json"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..world import World, pickle_payload_checkpoint
-from .registry import MARKER, Case, argv, case, jpeg_bytes, pickled
+from .registry import MARKER, Case, argv, case, input_file, jpeg_bytes, pickled
 
 
 # -- checkpoints carrying a pickle payload (no code may run) ----------------------------------------------
@@ -62,8 +62,7 @@ def pickle_distill_teacher(world, folder):
 # -- checkpoints that are not checkpoints -----------------------------------------------------------------
 def _checkpoint_bytes(name: str, content: Callable[[World], bytes]) -> Case:
     def build(world, folder):
-        path = folder / "in" / "model.pth"
-        path.parent.mkdir(parents=True)
+        path = input_file(folder, "model.pth")
         path.write_bytes(content(world))
         return argv("evaluate", world, folder, f"evaluate.checkpoint={path}"), "model.pth"
     build.__name__ = name
@@ -79,8 +78,7 @@ case("checkpoint")(_checkpoint_bytes("checkpoint_is_a_jpeg", jpeg_bytes))
 def checkpoint_without_weights(world, folder):
     import torch
 
-    path = folder / "in" / "model.pth"
-    path.parent.mkdir(parents=True)
+    path = input_file(folder, "model.pth")
     torch.save({"note": "no tensors here"}, path)
     return argv("evaluate", world, folder, f"evaluate.checkpoint={path}"), "model.pth"
 
@@ -99,8 +97,7 @@ def checkpoint_missing(world, folder):
 
 @case("checkpoint")
 def onnx_file_garbage(world, folder):
-    path = folder / "in" / "model.onnx"
-    path.parent.mkdir(parents=True)
+    path = input_file(folder, "model.onnx")
     path.write_bytes(b"\x08\x07garbage" * 10)
     return argv("evaluate", world, folder, f"evaluate.checkpoint={path}"), "model.onnx"
 

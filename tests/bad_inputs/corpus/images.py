@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..world import World, jpeg_header, png_header, tar_with, write_json
-from .registry import Case, argv, case, evaluate_on, jpeg_bytes
+from .registry import Case, argv, case, evaluate_on, input_file, jpeg_bytes
 
 
 # -- image files ------------------------------------------------------------------------------------------
@@ -94,8 +94,7 @@ def tar_truncated(world, folder):
 
 @case("archive")
 def tar_zero_bytes(world, folder):
-    archive = folder / "in" / "images.tar.gz"
-    archive.parent.mkdir(parents=True)
+    archive = input_file(folder, "images.tar.gz")
     archive.write_bytes(b"")
     return evaluate_on(world, folder, world.data["val"], archive), "images.tar.gz"
 

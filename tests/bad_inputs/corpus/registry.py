@@ -25,6 +25,13 @@ def case(kind: str):
     return register
 
 
+def input_file(folder: Path, name: str) -> Path:
+    """Where a case writes its broken input ``name`` (the folder is made)."""
+    path = folder / "in" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def write_spec(world: World, folder: Path, **sections) -> Path:
     return write_yaml(world.spec_with(folder, **sections), folder / "in" / "spec.yaml")
 

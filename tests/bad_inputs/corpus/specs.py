@@ -1,7 +1,7 @@
 """Broken specs and schemas reaching commands other than validate (tests/spec/broken covers validate)."""
 from __future__ import annotations
 
-from .registry import CASES_DIR, MARKER, Case, argv, case
+from .registry import CASES_DIR, MARKER, Case, argv, case, input_file
 
 
 # -- specs: reaching commands other than validate (tests/spec/broken covers validate) -------------------
@@ -18,40 +18,35 @@ def spec_is_a_folder(world, folder):
 
 @case("spec")
 def spec_zero_bytes(world, folder):
-    path = folder / "in" / "empty.yaml"
-    path.parent.mkdir(parents=True)
+    path = input_file(folder, "empty.yaml")
     path.write_bytes(b"")
     return ["train", "--skill", "rtdetr", "-e", str(path)], "dataset"   # an empty spec is all defaults
 
 
 @case("spec")
 def spec_binary_garbage(world, folder):
-    path = folder / "in" / "garbage.yaml"
-    path.parent.mkdir(parents=True)
+    path = input_file(folder, "garbage.yaml")
     path.write_bytes(bytes(range(256)) * 4)
     return ["train", "--skill", "rtdetr", "-e", str(path)], "garbage.yaml"
 
 
 @case("spec")
 def spec_python_tag_runs_no_code(world, folder):
-    path = folder / "in" / "tagged.yaml"
-    path.parent.mkdir(parents=True)
+    path = input_file(folder, "tagged.yaml")
     path.write_text(f"results_dir: !!python/object/apply:os.mkdir ['{folder / MARKER}']\n")
     return ["train", "--skill", "rtdetr", "-e", str(path)], "tagged.yaml"
 
 
 @case("spec")
 def spec_recursive_alias(world, folder):
-    path = folder / "in" / "recursive.yaml"
-    path.parent.mkdir(parents=True)
+    path = input_file(folder, "recursive.yaml")
     path.write_text("model: &loop\n  backbone: resnet_18\n  inner: *loop\n")
     return ["train", "--skill", "rtdetr", "-e", str(path)], "recursive.yaml"
 
 
 @case("spec")
 def spec_results_dir_is_a_file(world, folder):
-    blocker = folder / "in" / "a_file"
-    blocker.parent.mkdir(parents=True)
+    blocker = input_file(folder, "a_file")
     blocker.write_text("not a folder")
     return argv("train", world, folder, f"results_dir={blocker}"), "a_file"
 
@@ -92,8 +87,7 @@ def schema_missing(world, folder):
 
 @case("schema")
 def schema_zero_bytes(world, folder):
-    path = folder / "in" / "zero.schema.json"
-    path.parent.mkdir(parents=True)
+    path = input_file(folder, "zero.schema.json")
     path.write_bytes(b"")
     return ["space", "--skill", "rtdetr", "--schema", str(path)], "zero.schema.json"
 
