@@ -16,8 +16,16 @@ epochs, and the configuration that gets there needs most of its 9 of them, while
 slot spends about as many on probes; so it must be proposed within roughly the first 6-8 epochs, i.e.
 among ASHA's first probes, mostly its 8 random start-up draws (startup_trials(72)), and be as good as
 the best of random search's 8 fully trained draws.  When random search's best is near the task's
-optimum (seed 2: 0.71), that asks for luck more than for a better sampler; a larger budget would give
-TPE room to matter, at a cost in time this benchmark keeps (about 18 min a seed on 2 cores).
+optimum (seed 2: 0.71), that asks for luck more than for a better sampler (about 18 min a seed on 2
+cores).
+
+The larger budget: ``--max-epochs 27`` (rungs at 1, 3, 9 and 27; random search 8 x 27 = 216 epochs,
+about 30 min a seed) leaves ASHA 72 epochs, room for about 25 one-epoch probes, TPE's among them, and
+for the winner's full 27.  ``--asha-budget-fraction 0.3333`` then stops ASHA at those 72 epochs: a seed
+that has not reached random search's best by then has missed the goal, and the rest of the budget could
+not change that (about 40 min a seed in all).  Epoch-1 scores at this budget are mostly near 0 (seed 0's
+random trials: 0 to 0.04, and the 0.04 trial ended at 0.04), so ASHA's first rung sorts noise more often
+than at 9 epochs, and every later rung's decisions matter more.
 """
 from __future__ import annotations
 
