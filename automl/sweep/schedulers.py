@@ -56,10 +56,10 @@ class _FirstRungWaitsBracket(_AsyncBracket):
       1/eta of a rung, so nobody from a rung holding fewer than eta results).
     - A higher rung's first arrival is measured against the rung below instead: it must score at least the
       top-1/eta cutoff of the other trials' results there (or at the nearest lower rung that has some),
-      which they reached with fewer epochs.  Stopping
-      the early arrivals here as at the first rung would stop the best trials of a small sweep (they arrive
-      first); passing them all let a trial whose epoch-1 score beat three zeros by 0.001 train 27 epochs at
-      about 0 val_mAP50 in a benchmark sweep of 73 epochs.
+      which they reached with fewer epochs.  Stopping the early arrivals here as at the first rung would
+      stop the best trials of a small sweep (they arrive first); passing them all let a trial whose
+      epoch-1 score beat three zeros by 0.001 train 27 epochs at about 0 val_mAP50 in a benchmark sweep
+      of 73 epochs.
     """
 
     def __init__(self, min_t: int, max_t: int, *args, **kwargs):
