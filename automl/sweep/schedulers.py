@@ -41,25 +41,19 @@ def build_scheduler(settings: SweepSettings, space: SearchSpace) -> TrialSchedul
 
 
 class _FirstRungWaitsBracket(_AsyncBracket):
-    """Ray's ASHA bracket with two changes where Ray's rule has nothing to compare a trial against.
+    """Ray's ASHA bracket, except that a trial passes the first rung only once ``reduction_factor`` trials
+    (itself included) have reached it: the first ``reduction_factor - 1`` arrivals stop there.
 
-    Ray continues any trial that reaches a rung with no result recorded there, so the sweep's first trial
-    always runs to max_t, and the first trial to reach each higher rung goes on whatever its score.
-
-    - First rung: a trial passes only once ``reduction_factor`` trials (itself included) have reached it;
-      the first ``reduction_factor - 1`` arrivals stop there.  Those trials are the sampler's random
-      start-up draws, most of them bad on a wide space (a learning rate over four decades), and each free
-      pass costs max_t - grace epochs.  Worse, Optuna's TPE ranks every COMPLETE trial above every PRUNED
-      one, so a bad trial that ran to the end becomes the model of a good configuration until a better one
-      completes.  Stopping them costs grace epochs each, and their values still reach the sampler (told as
-      pruned).  This is the promotion rule of ASHA's paper (Li et al. 2020: promote only from the top
-      1/eta of a rung, so nobody from a rung holding fewer than eta results).
-    - A higher rung's first arrival is measured against the rung below instead: it must score at least the
-      top-1/eta cutoff of the other trials' results there (or at the nearest lower rung that has some),
-      which they reached with fewer epochs.  Stopping the early arrivals here as at the first rung would
-      stop the best trials of a small sweep (they arrive first); passing them all let a trial whose
-      epoch-1 score beat three zeros by 0.001 train 27 epochs at about 0 val_mAP50 in a benchmark sweep
-      of 73 epochs.
+    Ray continues any trial that reaches a rung with no result to compare against, so the sweep's first
+    trial always runs to max_t, and the second whenever it beats the first.  At the first rung those
+    trials are the sampler's random start-up draws, most of them bad on a wide space (a learning rate over
+    four decades), and each free pass costs max_t - grace epochs.  Worse, Optuna's TPE ranks every
+    COMPLETE trial above every PRUNED one, so a bad trial that ran to the end becomes the model of a good
+    configuration until a better one completes.  Stopping them costs grace epochs each, and their
+    intermediate values still reach the sampler (told as pruned).  This is the promotion rule of ASHA's
+    paper (Li et al. 2020: promote only from the top 1/eta of a rung, so nobody from a rung holding fewer
+    than eta results) at the rung the start-up draws crowd; at higher rungs every arrival already won a
+    comparison, and Ray's rule stands.
     """
 
     def __init__(self, min_t: int, max_t: int, *args, **kwargs):
@@ -67,37 +61,12 @@ class _FirstRungWaitsBracket(_AsyncBracket):
         self.max_t = max_t
 
     def on_result(self, trial, cur_iter: int, cur_rew: Optional[float]) -> str:
-        rung = self._arrival_rung(trial, cur_iter) if cur_rew is not None else None
+        first_milestone, recorded = self._rungs[-1]   # rungs are kept highest first
+        # A first rung at max_t (grace period = max epochs) stops nobody early: trials there are done anyway.
+        crowded_first_rung = (first_milestone < self.max_t and cur_rew is not None and cur_iter >= first_milestone
+                              and trial.trial_id not in recorded and len(recorded) + 1 < self.rf)
         action = super().on_result(trial, cur_iter, cur_rew)
-        if rung is None:
-            return action
-        milestone, recorded = self._rungs[rung]
-        first_rung = rung == len(self._rungs) - 1   # rungs are kept highest first
-        if first_rung:
-            # A first rung at max_t (grace period = max epochs) stops nobody early: trials there are done.
-            crowded = milestone < self.max_t and len(recorded) < self.rf   # recorded now includes this trial
-            return TrialScheduler.STOP if crowded else action
-        if len(recorded) == 1:   # this trial alone: Ray's free pass
-            bar = self._bar_below(rung, trial.trial_id)
-            if bar is not None and cur_rew < bar:
-                return TrialScheduler.STOP
-        return action
-
-    def _bar_below(self, rung: int, trial_id: str) -> Optional[float]:
-        """The cutoff of the other trials' results at the nearest lower rung that has any (the first rung
-        always has, once anyone passed it), or None."""
-        for _, recorded in self._rungs[rung + 1:]:
-            others = {t: v for t, v in recorded.items() if t != trial_id}
-            if others:
-                return self.cutoff(others)
-        return None
-
-    def _arrival_rung(self, trial, cur_iter: int) -> Optional[int]:
-        """The index of the rung this result is recorded at (as Ray's on_result finds it), or None."""
-        for index, (milestone, recorded) in enumerate(self._rungs):
-            if cur_iter >= milestone and trial.trial_id not in recorded:
-                return index
-        return None
+        return TrialScheduler.STOP if crowded_first_rung else action
 
 
 class FirstRungWaitsASHA(ASHAScheduler):

@@ -1,8 +1,7 @@
 """ASHA + TPE, the parts that decide how fast a sweep finds a good configuration (no Ray session needed).
 
 - ASHA's first rung waits for reduction_factor arrivals before it lets anyone through (Ray lets the first
-  arrival through unconditionally, and TPE then ranks that completed trial above every pruned one); a
-  higher rung's first arrival must reach the bar the other trials set at the rung below;
+  arrival through unconditionally, and TPE then ranks that completed trial above every pruned one);
 - TPE's random start-up is a handful of trials, not a third of the sweep or Optuna's 10;
 - trials the scheduler stopped reach Optuna as PRUNED with their per-epoch values, and TPE steers by them;
 - the trials ASHA promoted, still training, do not count as bad outcomes (no constant liar under ASHA).
@@ -44,45 +43,12 @@ def test_the_first_arrivals_at_asha_s_first_rung_stop_and_later_ones_pass_in_the
     assert bracket.on_result(_Trial("e"), 1, 0.6) == stop
 
 
-def test_a_higher_rung_s_first_arrival_goes_on_when_it_reaches_the_rung_below_s_bar():
+def test_asha_s_higher_rungs_keep_ray_s_rule_for_their_first_arrival():
     bracket = _asha()
     for t, v in (("a", 0.1), ("b", 0.2), ("c", 0.9)):
         bracket.on_result(_Trial(t), 1, v)
-    # "c" is alone at rung 3; the others' top-third cutoff at rung 1 is about 0.17, and 0.4 reaches it.
+    # "c" won its first-rung comparison: at rung 3 it is the first arrival and goes on.
     assert bracket.on_result(_Trial("c"), 3, 0.4) == TrialScheduler.CONTINUE
-
-
-EPOCH_1 = (("a", 0.0), ("b", 0.0002), ("c", 0.0001), ("lucky", 0.001), ("good", 0.003))
-
-
-def test_a_higher_rung_s_first_arrival_below_the_rung_below_s_bar_stops():
-    """A benchmark sweep's case: every epoch-1 score about 0, a trial through on 0.001, then at 0 for good."""
-    bracket = _asha(max_epochs=27)   # rungs at 1, 3, 9, 27
-    stop, go = TrialScheduler.STOP, TrialScheduler.CONTINUE
-    assert [bracket.on_result(_Trial(t), 1, v) for t, v in
-            EPOCH_1] == [stop, stop, stop, go, go]
-    assert bracket.on_result(_Trial("lucky"), 3, 0.005) == go    # the others' bar at rung 1 is 0.0002
-    assert bracket.on_result(_Trial("good"), 3, 0.021) == go     # second arrival: Ray's rule, beats 0.005
-    assert bracket.on_result(_Trial("good"), 9, 0.19) == go      # above "lucky"'s 0.005 at rung 3
-    assert bracket.on_result(_Trial("lucky"), 9, 0.0) == stop    # second arrival, below "good"'s 0.19
-    # The same trial first at rung 9: below "good"'s 0.021 at rung 3, with nobody at rung 9 to compare.
-    fresh = _asha(max_epochs=27)
-    for t, v in EPOCH_1:
-        fresh.on_result(_Trial(t), 1, v)
-    for t, v in (("lucky", 0.005), ("good", 0.021)):
-        fresh.on_result(_Trial(t), 3, v)
-    assert fresh.on_result(_Trial("lucky"), 9, 0.0) == stop
-    assert fresh.on_result(_Trial("good"), 9, 0.19) == go        # alone at rung 9, above "lucky"'s rung-3 0.005
-
-
-def test_a_trial_alone_at_two_rungs_is_measured_against_the_first_rung():
-    bracket = _asha(max_epochs=27)
-    for t, v in EPOCH_1:
-        bracket.on_result(_Trial(t), 1, v)
-    assert bracket.on_result(_Trial("lucky"), 3, 0.005) == TrialScheduler.CONTINUE
-    # Nobody else at rung 3: the bar is the others' cutoff at rung 1 (0.0002), and 0.0001 after 9 epochs
-    # is below what they had after one.
-    assert bracket.on_result(_Trial("lucky"), 9, 0.0001) == TrialScheduler.STOP
 
 
 def test_the_first_rung_waits_also_when_it_is_asha_s_only_rung():
