@@ -23,7 +23,7 @@ The larger budget: ``--max-epochs 27`` (rungs at 1, 3, 9 and 27; random search 8
 about 30 min a seed) leaves ASHA 72 epochs, room for about 25 one-epoch probes, TPE's among them, and
 for the winner's full 27.  ``--asha-budget-fraction 0.3333`` then stops ASHA at those 72 epochs: a seed
 that has not reached random search's best by then has missed the goal, and the rest of the budget could
-not change that (about 40 min a seed in all).  Epoch-1 scores at this budget are mostly near 0 (seed 0's
+not change that (measured: about 36 min a seed in all).  Epoch-1 scores at this budget are mostly near 0 (seed 0's
 random trials: 0 to 0.04, and the 0.04 trial ended at 0.04), so ASHA's first rung sorts noise more often
 than at 9 epochs, and every later rung's decisions matter more.
 """
