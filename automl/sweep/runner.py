@@ -284,8 +284,11 @@ def _new_tuner(trainable, space: SearchSpace, settings: SweepSettings):
         search_alg, param_space = None, ray_param_space(space, seed=settings.seed)
     else:
         search_alg, param_space = build_searcher(settings, space), {}
+    scheduler = build_scheduler(settings, space)
+    if search_alg is not None and hasattr(scheduler, "requeue_with"):
+        scheduler.requeue_with(search_alg.requeue)
     tune_config = tune.TuneConfig(
-        search_alg=search_alg, scheduler=build_scheduler(settings, space), num_samples=settings.max_trials,
+        search_alg=search_alg, scheduler=scheduler, num_samples=settings.max_trials,
         max_concurrent_trials=_live_trials(settings), reuse_actors=reuse_actors(settings),
         trial_dirname_creator=lambda trial: trial.trial_id, trial_name_creator=lambda trial: trial.trial_id)
     run_config = tune.RunConfig(

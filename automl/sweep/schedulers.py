@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from ray.tune.schedulers import (ASHAScheduler, FIFOScheduler, HyperBandForBOHB, HyperBandScheduler,
                                  PopulationBasedTraining, TrialScheduler)
@@ -25,8 +25,8 @@ def build_scheduler(settings: SweepSettings, space: SearchSpace) -> TrialSchedul
     if algorithm == "asha":
         # One bracket (the most aggressive: every trial may stop at the grace period); a trial that reaches
         # max_t ends there, as it would anyway.
-        return FirstRungWaitsASHA(**common, max_t=settings.max_epochs, grace_period=settings.grace_period,
-                                  reduction_factor=settings.reduction_factor, brackets=1, stop_last_trials=True)
+        return PromotingASHA(**common, max_t=settings.max_epochs, grace_period=settings.grace_period,
+                             reduction_factor=settings.reduction_factor, max_trials=settings.max_trials)
     if algorithm == "hyperband":
         return FullRungsHyperBand(**common, max_t=settings.max_epochs, reduction_factor=settings.reduction_factor)
     if algorithm == "bohb":
@@ -40,44 +40,144 @@ def build_scheduler(settings: SweepSettings, space: SearchSpace) -> TrialSchedul
     return FIFOScheduler()
 
 
-class _FirstRungWaitsBracket(_AsyncBracket):
-    """Ray's ASHA bracket, except that a trial passes the first rung only once ``reduction_factor`` trials
-    (itself included) have reached it: the first ``reduction_factor - 1`` arrivals stop there.
+class _PromotingBracket(_AsyncBracket):
+    """Ray's ASHA bracket, with ASHA's own promotion rule (Li et al. 2020: a trial goes on from a rung only
+    in the top 1/eta of it) where Ray lets a trial through a rung that holds too few results to compare.
 
-    Ray continues any trial that reaches a rung with no result to compare against, so the sweep's first
-    trial always runs to max_t, and the second whenever it beats the first.  At the first rung those
-    trials are the sampler's random start-up draws, most of them bad on a wide space (a learning rate over
-    four decades), and each free pass costs max_t - grace epochs.  Worse, Optuna's TPE ranks every
-    COMPLETE trial above every PRUNED one, so a bad trial that ran to the end becomes the model of a good
-    configuration until a better one completes.  Stopping them costs grace epochs each, and their
-    intermediate values still reach the sampler (told as pruned).  This is the promotion rule of ASHA's
-    paper (Li et al. 2020: promote only from the top 1/eta of a rung, so nobody from a rung holding fewer
-    than eta results) at the rung the start-up draws crowd; at higher rungs every arrival already won a
-    comparison, and Ray's rule stands.
+    Ray continues any trial that reaches a rung with no result recorded there, whatever its score.
+
+    - At the first rung those are the sampler's random start-up draws, most of them bad on a wide space
+      (a learning rate over four decades), each free pass costing max_t - grace epochs; and Optuna's TPE
+      ranks every COMPLETE trial above every PRUNED one, so a bad trial that ran to the end models a good
+      configuration until a better one completes.  So nobody passes the first rung until
+      ``reduction_factor`` trials (itself included) have reached it: the first ones stop there, and wait.
+      Once the rung holds enough results, a waiting trial that ranks in its top 1/eta is handed to
+      :attr:`requeue` (the sweep proposes its configuration again; training is deterministic, so the
+      re-run reaches the rung with the same score and passes it by Ray's rule).  Without the re-run a
+      sweep's best early draw could be lost for arriving first (measured: the best epoch-1 score of a
+      27-epoch sweep, 0.054, beside the configuration random search won with).  A trial waits only
+      while the sweep has trials left for the rung's other arrivals and every waiting trial's re-run
+      (:attr:`trials_left`); near the end of a sweep, or with nobody to re-run it, Ray's rule stands.
+    - At a higher rung, the first arrival had won its comparison at the rung below, but possibly against
+      few results: a trial at 0.001 beat three zeros at epoch 1 and was then first at epochs 3 and 9,
+      and trained all 27 epochs at about 0 (a third of that sweep's epochs).  So the first arrival is
+      checked again against the rung below as it stands now, and stops if it is no longer in its top
+      1/eta *and* a trial that outranks it there is still running.  That trial will find the rung as
+      empty as this one did (a stopped first arrival is not recorded), so the sweep's best running trial
+      always gets through: a sweep still ends with a trial trained to max_t, as under Ray's rule.
+
+    ``ended`` (trials no longer running) and ``trials_left`` (trials the sweep may still start) come from
+    the scheduler; a bracket on its own assumes an endless sweep.
     """
 
     def __init__(self, min_t: int, max_t: int, *args, **kwargs):
         super().__init__(min_t, max_t, *args, **kwargs)
         self.max_t = max_t
+        self.ended: Set[str] = set()
+        self.waiting: Dict[str, float] = {}   # first-rung arrivals stopped for coming too early -> score
+        self.requeue: Optional[Callable[[str], bool]] = None
+        self.requeued: Set[str] = set()
+        self.trials_left: Callable[[], float] = lambda: math.inf
 
     def on_result(self, trial, cur_iter: int, cur_rew: Optional[float]) -> str:
-        first_milestone, recorded = self._rungs[-1]   # rungs are kept highest first
-        # A first rung at max_t (grace period = max epochs) stops nobody early: trials there are done anyway.
-        crowded_first_rung = (first_milestone < self.max_t and cur_rew is not None and cur_iter >= first_milestone
-                              and trial.trial_id not in recorded and len(recorded) + 1 < self.rf)
-        action = super().on_result(trial, cur_iter, cur_rew)
-        return TrialScheduler.STOP if crowded_first_rung else action
+        if trial.trial_id in self.requeued:   # its stop's final result, after the re-queue: not counted twice
+            return TrialScheduler.STOP
+        reached = self._rung_reached(trial.trial_id, cur_iter)
+        if reached is None or cur_rew is None or self._rungs[reached][0] >= self.max_t:
+            return super().on_result(trial, cur_iter, cur_rew)   # no new rung, or the budget: ends anyway
+        recorded = self._rungs[reached][1]
+        if reached == len(self._rungs) - 1:   # the first rung (rungs are kept highest first)
+            too_early = (self.requeue is not None and len(recorded) + 1 < self.rf
+                         and self.trials_left() >= self.rf + len(self.waiting))
+            action = super().on_result(trial, cur_iter, cur_rew)
+            if too_early:
+                self.waiting[trial.trial_id] = cur_rew
+                action = TrialScheduler.STOP
+            self._requeue_the_top_of(recorded)
+            return action
+        if not recorded and self._outranked_by_a_running_trial(trial.trial_id, self._rungs[reached + 1][1]):
+            return TrialScheduler.STOP
+        return super().on_result(trial, cur_iter, cur_rew)
+
+    def _rung_reached(self, trial_id: str, cur_iter: int) -> Optional[int]:
+        """Index in ``_rungs`` of the rung this result is the trial's first at (Ray's own walk), or None."""
+        for index, (milestone, recorded) in enumerate(self._rungs):
+            if cur_iter >= milestone and trial_id not in recorded:
+                return index
+        return None
+
+    def _outranked_by_a_running_trial(self, trial_id: str, below: Dict[str, float]) -> bool:
+        own = below.get(trial_id)
+        if own is None or own >= self.cutoff(below):
+            return False
+        return any(score > own and other not in self.ended for other, score in below.items() if other != trial_id)
+
+    def _requeue_the_top_of(self, recorded: Dict[str, float]) -> None:
+        """Hand waiting trials now in the rung's top 1/eta to :attr:`requeue` (once each; their results
+        leave the rung, which their re-runs rejoin).  Ties with the rung's lowest result are not a top:
+        at epoch 1 most results are often 0."""
+        if self.requeue is None or len(recorded) < self.rf:
+            return
+        cutoff, lowest = self.cutoff(recorded), min(recorded.values())
+        for trial_id, score in list(self.waiting.items()):
+            if score >= cutoff and score > lowest and self.trials_left() >= 1 and self.requeue(trial_id):
+                del self.waiting[trial_id]
+                self.requeued.add(trial_id)
+                recorded.pop(trial_id, None)
 
 
-class FirstRungWaitsASHA(ASHAScheduler):
-    """Ray's ASHAScheduler whose brackets are :class:`_FirstRungWaitsBracket`."""
+class PromotingASHA(ASHAScheduler):
+    """Ray's ASHAScheduler whose brackets are :class:`_PromotingBracket`.
 
-    def __init__(self, *, grace_period: int, max_t: int, reduction_factor: float, brackets: int = 1,
-                 stop_last_trials: bool = True, **kwargs):
+    One bracket (the most aggressive: every trial may stop at the grace period); a trial that reaches max_t
+    ends there.  :meth:`requeue_with` connects the searcher that proposes a waiting trial's configuration
+    again; a re-run is one of the sweep's ``max_trials``.
+    """
+
+    def __init__(self, *, grace_period: int, max_t: int, reduction_factor: float, max_trials: int, **kwargs):
         super().__init__(grace_period=grace_period, max_t=max_t, reduction_factor=reduction_factor,
-                         brackets=brackets, stop_last_trials=stop_last_trials, **kwargs)
-        self._brackets = [_FirstRungWaitsBracket(grace_period, max_t, reduction_factor, s,
-                                                 stop_last_trials=stop_last_trials) for s in range(brackets)]
+                         brackets=1, stop_last_trials=True, **kwargs)
+        self.max_trials = max_trials
+        self._added = 0
+        self._reruns_owed = 0   # re-runs asked of the searcher and not started yet (it proposes them first)
+        bracket = _PromotingBracket(grace_period, max_t, reduction_factor, 0, stop_last_trials=True)
+        bracket.trials_left = lambda: self.max_trials - self._added - self._reruns_owed
+        self._brackets = [bracket]
+
+    def requeue_with(self, requeue: Callable[[str], bool]) -> None:
+        def owed(trial_id: str) -> bool:
+            asked = requeue(trial_id)
+            self._reruns_owed += int(asked)
+            return asked
+
+        self._brackets[0].requeue = owed
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        super().on_trial_add(tune_controller, trial)
+        self._added += 1
+        self._reruns_owed = max(0, self._reruns_owed - 1)
+
+    def _ended(self, trial) -> None:
+        for bracket in self._brackets:
+            bracket.ended.add(trial.trial_id)
+
+    def on_trial_result(self, tune_controller, trial, result: Dict[str, Any]) -> str:
+        action = super().on_trial_result(tune_controller, trial, result)
+        if action == TrialScheduler.STOP:
+            self._ended(trial)
+        return action
+
+    def on_trial_complete(self, tune_controller, trial, result: Dict[str, Any]) -> None:
+        self._ended(trial)
+        super().on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_error(self, tune_controller, trial) -> None:
+        self._ended(trial)
+        super().on_trial_error(tune_controller, trial)
+
+    def on_trial_remove(self, tune_controller, trial) -> None:
+        self._ended(trial)
+        super().on_trial_remove(tune_controller, trial)
 
 
 def hyperband_rungs(max_t: int, eta: int, s: int) -> List[int]:

@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 GRID_POINTS = 3   # values per numeric parameter in a grid search
 LATENCY_ATTR = "latency_ms"   # Optuna user attribute a trial's latency is kept in
+REQUEUED_ATTR = "rerun_of"   # user attribute of a proposal that repeats a trial the scheduler asked back
 INFERRED_ATTR = "over_budget_like"   # user attribute of a proposal skipped as no faster than this over-budget trial
 MAX_SKIPPED_PROPOSALS = 32    # then the proposal runs anyway (its own measurement stops it)
 
@@ -112,6 +113,18 @@ class SchedulerAwareOptunaSearch(OptunaSearch):
             self._ot_study.tell(ot_trial, *args, **kwargs)
         except Exception as error:   # noqa: BLE001 - Ray's own guard around the same call
             logger.warning("Optuna did not take trial %s's result: %s", ot_trial.number, error)
+
+    def requeue(self, trial_id: str) -> bool:
+        """Propose ``trial_id``'s configuration again, next (Optuna's ``enqueue_trial``): for a scheduler
+        that stopped the trial before its rung could compare it (:class:`.schedulers.PromotingASHA`).
+        False when the trial is not this searcher's."""
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is None:
+            return False
+        self._ot_study.enqueue_trial(ot_trial.params, user_attrs={REQUEUED_ATTR: trial_id})
+        logger.info("trial %s's configuration is proposed again: it ranks in the top of the rung it stopped at "
+                    "before that rung could compare it", trial_id)
+        return True
 
     # HyperBand for BOHB pauses and resumes trials through the searcher; a paused trial simply stays
     # RUNNING in the study (its intermediate values keep coming when it resumes).

@@ -1,7 +1,10 @@
 """ASHA + TPE, the parts that decide how fast a sweep finds a good configuration (no Ray session needed).
 
 - ASHA's first rung waits for reduction_factor arrivals before it lets anyone through (Ray lets the first
-  arrival through unconditionally, and TPE then ranks that completed trial above every pruned one);
+  arrival through unconditionally, and TPE then ranks that completed trial above every pruned one), and
+  a trial that stopped waiting is run again when it turns out to rank in the rung's top;
+- a higher rung's first arrival must still rank in the top of the rung below, unless no running trial
+  outranks it there; simulated sweeps show some trial always reaches the budget;
 - TPE's random start-up is a handful of trials, not a third of the sweep or Optuna's 10;
 - trials the scheduler stopped reach Optuna as PRUNED with their per-epoch values, and TPE steers by them;
 - the trials ASHA promoted, still training, do not count as bad outcomes (no constant liar under ASHA).
@@ -9,7 +12,9 @@
 from __future__ import annotations
 
 import math
+import random
 from pathlib import Path
+from typing import List
 
 import optuna
 import pytest
@@ -26,16 +31,30 @@ class _Trial:
         self.trial_id = trial_id
 
 
+def _asha_scheduler(max_epochs: int = 9, grace: int = 1, rf: int = 3, max_trials: int = 20):
+    settings = SweepSettings(results_dir=Path("unused"), algorithm="asha", max_trials=max_trials,
+                             max_epochs=max_epochs, grace_period=grace, reduction_factor=rf)
+    return build_scheduler(settings, space=None)
+
+
 def _asha(max_epochs: int = 9, grace: int = 1, rf: int = 3):
-    settings = SweepSettings(results_dir=Path("unused"), algorithm="asha", max_trials=20, max_epochs=max_epochs,
-                             grace_period=grace, reduction_factor=rf)
-    return build_scheduler(settings, space=None)._brackets[0]
+    """The bracket, connected to a searcher that always takes a re-run (as a sweep's is)."""
+    scheduler = _asha_scheduler(max_epochs, grace, rf)
+    scheduler.requeue_with(lambda trial_id: True)
+    return scheduler._brackets[0]
+
+
+def _report(scheduler, trial_id: str, epoch: int, value: float) -> str:
+    """One epoch's result of a trial (added to the scheduler on its first)."""
+    if trial_id not in scheduler._trial_info and epoch == 1:
+        scheduler.on_trial_add(None, _Trial(trial_id))
+    return scheduler.on_trial_result(None, _Trial(trial_id), {TIME_ATTR: epoch, "val_mAP50": value})
 
 
 def test_the_first_arrivals_at_asha_s_first_rung_stop_and_later_ones_pass_in_the_top_third():
     bracket = _asha()
     stop, go = TrialScheduler.STOP, TrialScheduler.CONTINUE
-    # The first two arrivals (reduction factor 3) stop however good they are.
+    # The first two arrivals (reduction factor 3) stop however good they are (and wait: the next test).
     assert [bracket.on_result(_Trial(t), 1, v) for t, v in (("a", 0.9), ("b", 0.5))] == [stop, stop]
     # From the third on, Ray's cutoff: the top third of the results recorded at the rung.
     assert bracket.on_result(_Trial("c"), 1, 0.2) == stop
@@ -43,12 +62,93 @@ def test_the_first_arrivals_at_asha_s_first_rung_stop_and_later_ones_pass_in_the
     assert bracket.on_result(_Trial("e"), 1, 0.6) == stop
 
 
-def test_asha_s_higher_rungs_keep_ray_s_rule_for_their_first_arrival():
+def test_a_waiting_trial_in_the_top_of_the_filled_first_rung_is_proposed_again_and_its_rerun_passes():
+    scheduler, asked = _asha_scheduler(), []
+    scheduler.requeue_with(lambda trial_id: asked.append(trial_id) or True)
+    # "a" arrives first with the best score and stops (the rung is not yet comparable); "b" too.
+    assert _report(scheduler, "a", 1, 0.054) == _report(scheduler, "b", 1, 0.001) == TrialScheduler.STOP
+    assert asked == []
+    # "c" fills the rung: "a" is in its top third, "b" is not; ties with the lowest are no top either.
+    _report(scheduler, "c", 1, 0.0)
+    assert asked == ["a"]
+    # Its re-run reaches epoch 1 with the same score (training is deterministic) and goes on.
+    assert _report(scheduler, "a-rerun", 1, 0.054) == TrialScheduler.CONTINUE
+    # The stopped "a"'s final result, reported after the re-queue, is not counted a second time.
+    assert sorted(scheduler._brackets[0]._rungs[-1][1]) == ["a-rerun", "b", "c"]
+
+
+def test_near_the_end_of_a_sweep_the_first_rung_keeps_ray_s_rule():
+    # Two trials in all, reduction factor 3: waiting would leave nobody to fill the rung or re-run it.
+    scheduler = _asha_scheduler(max_trials=2)
+    assert _report(scheduler, "a", 1, 0.3) == TrialScheduler.CONTINUE   # Ray: nothing recorded to compare to
+    assert _report(scheduler, "b", 1, 0.1) == TrialScheduler.STOP
+
+
+def test_a_higher_rung_s_first_arrival_goes_on_while_in_the_top_of_the_rung_below():
     bracket = _asha()
     for t, v in (("a", 0.1), ("b", 0.2), ("c", 0.9)):
         bracket.on_result(_Trial(t), 1, v)
-    # "c" won its first-rung comparison: at rung 3 it is the first arrival and goes on.
+    # "c" won its first-rung comparison and still leads it: first at rung 3, it goes on.
     assert bracket.on_result(_Trial("c"), 3, 0.4) == TrialScheduler.CONTINUE
+
+
+def test_a_higher_rung_s_first_arrival_since_outranked_below_by_a_running_trial_stops_for_it():
+    scheduler = _asha_scheduler()
+    for t, v in (("a", 0.0), ("b", 0.0), ("c", 0.001), ("d", 0.0)):
+        _report(scheduler, t, 1, v)
+    for t, v in (("e", 0.05), ("f", 0.03)):   # still running (e passes; f too, with ties near 0)
+        _report(scheduler, t, 1, v)
+    # "c" passed epoch 1 against zeros; at epoch 3 it is first, but "e" now leads epoch 1 and still runs.
+    assert _report(scheduler, "c", 3, 0.005) == TrialScheduler.STOP
+    # "c" was not recorded at epoch 3: "e" finds the rung empty too, leads the rung below, and goes on.
+    assert _report(scheduler, "e", 3, 0.002) == TrialScheduler.CONTINUE
+
+
+def test_a_higher_rung_s_first_arrival_goes_on_when_those_outranking_it_below_have_ended():
+    scheduler = _asha_scheduler()
+    for t, v in (("a", 0.0), ("b", 0.0), ("c", 0.001), ("d", 0.0), ("e", 0.05)):
+        _report(scheduler, t, 1, v)
+    scheduler.on_trial_error(None, _Trial("e"))   # "e" failed: nobody else may ever reach epoch 3
+    assert _report(scheduler, "c", 3, 0.005) == TrialScheduler.CONTINUE
+
+
+@pytest.mark.parametrize("rf", [2, 3])
+def test_every_simulated_asha_sweep_trains_some_trial_to_the_budget(rf):
+    """Random sweeps (trial counts, concurrency, learning curves with ties at 0, arrival orders): the
+    promotion rules never stop every trial, with or without re-runs of waiting trials."""
+    rng = random.Random(rf)
+    for sweep in range(300):
+        trials, concurrency, max_t = rng.randint(1, 12), rng.randint(1, 3), rng.choice([2, 4, 9, 27])
+        completed = _simulate_sweep(rng, rf, trials, concurrency, max_t, requeue=sweep % 2 == 0)
+        assert completed, f"sweep {sweep}: {trials} trials, {concurrency} at once, max_t {max_t}: none completed"
+
+
+def _simulate_sweep(rng, rf: int, trials: int, concurrency: int, max_t: int, requeue: bool) -> List[str]:
+    """Trials run ``concurrency`` at a time and each reports one epoch per step, in a random order."""
+    settings = SweepSettings(results_dir=Path("unused"), algorithm="asha", max_trials=trials, max_epochs=max_t,
+                             grace_period=1, reduction_factor=rf)
+    scheduler = build_scheduler(settings, space=None)
+    curves, queue, running, completed, started = {}, [], {}, [], 0
+    if requeue:
+        scheduler.requeue_with(lambda trial_id: queue.append(curves[trial_id]) or True)
+    while True:
+        while len(running) < concurrency and started < trials:
+            trial_id = f"t{started}"
+            curves[trial_id] = queue.pop(0) if queue else [
+                rng.choice([0.0, rng.random()]) * (epoch + 1) / max_t for epoch in range(max_t)]
+            scheduler.on_trial_add(None, _Trial(trial_id))
+            running[trial_id], started = 0, started + 1
+        if not running:
+            return completed
+        trial_id = rng.choice(sorted(running))
+        running[trial_id] += 1
+        epoch = running[trial_id]
+        result = {TIME_ATTR: epoch, "val_mAP50": curves[trial_id][epoch - 1]}
+        if scheduler.on_trial_result(None, _Trial(trial_id), result) == TrialScheduler.STOP:
+            scheduler.on_trial_complete(None, _Trial(trial_id), result)
+            del running[trial_id]
+            if epoch == max_t:
+                completed.append(trial_id)
 
 
 def test_the_first_rung_waits_also_when_it_is_asha_s_only_rung():
@@ -98,6 +198,15 @@ def test_trials_asha_stopped_reach_optuna_as_pruned_with_their_epoch_values():
     assert [t.state for t in told] == [optuna.trial.TrialState.PRUNED] * 5
     assert all(list(t.intermediate_values) == [1] for t in told)
     assert len(searcher.pruned_trials) == 5
+
+
+def test_a_requeued_trial_s_configuration_is_the_searcher_s_next_proposal():
+    searcher, proposals = _pruned_sweep("asha", trials=6)
+    assert searcher.requeue("t2") and not searcher.requeue("unknown")
+    rerun = searcher.suggest("t6")
+    assert rerun == proposals[2]
+    assert searcher._ot_trials["t6"].user_attrs["rerun_of"] == "t2"
+    assert searcher.suggest("t7") != proposals[2]   # once
 
 
 def test_tpe_steers_by_pruned_trials_toward_the_learning_rate_their_epoch_values_favour():
