@@ -29,15 +29,17 @@ than at 9 epochs, and every later rung's decisions matter more.
 """
 from __future__ import annotations
 
+import json
 import math
 import shlex
 import statistics
 import threading
+from datetime import datetime
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from sweep_harness import (METRIC, ROOT, SIZE, VAL_IMAGES, EpochSeen, load, one_class,  # noqa: E402
+from sweep_harness import (METRIC, ROOT, SIZE, VAL_IMAGES, EpochSeen, SweepRun, load, one_class,  # noqa: E402
                            run_sweep_command, write_task)
 from tests.learning.synthetic_shapes import write_shapes_dataset  # noqa: E402
 
@@ -64,6 +66,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--asha-budget-fraction", type=float, default=1.0,
                         help="stop ASHA at this fraction of random search's epochs (1/3 settles the goal and "
                              "saves the rest: a seed that has not reached random's best by then has missed it)")
+    parser.add_argument("--reuse-random", type=Path, default=None, metavar="WORKDIR",
+                        help="take each seed's random search from an earlier run's --workdir (its seedN_random "
+                             "folder) instead of running it again: random search does not involve the scheduler, "
+                             "and CPU training is deterministic, so only a trainer change calls for a new run")
     parser.add_argument("--side-by-side", action="store_true",
                         help="run each seed's random and ASHA sweeps at the same time (4 trials at once: for 4+ "
                              "cores); the epoch counts do not change, only the wall time, and ASHA then runs to "
@@ -73,6 +79,25 @@ def add_arguments(parser) -> None:
 def make_quick(args) -> None:
     args.random_trials, args.max_epochs, args.search_images, args.grace_period = 2, 2, 32, 1
     args.seeds = args.seeds[:1] if args.seeds != [0, 1, 2] else [0]
+
+
+def earlier_run(root: Path) -> Optional[SweepRun]:
+    """A finished sweep read back from its folder: every trial's epochs in the order its status.json logged
+    them (one-second resolution; an epoch takes ~15 s, so concurrent trials' epochs keep their order)."""
+    epochs = []
+    for status in sorted((root / "results" / "automl" / "trials").glob("*/train/status.json")):
+        for line in status.read_text().splitlines():
+            record = json.loads(line)
+            if record.get("status") == "RUNNING" and record.get("kpi"):
+                when = datetime.strptime(f"{record['date']} {record['time']}", "%m/%d/%Y %H:%M:%S").timestamp()
+                epochs.append((when, status.parts[-3], int(record["epoch"]), float(record["kpi"][METRIC])))
+    if not epochs:
+        return None
+    epochs.sort()
+    started, ended = epochs[0][0], epochs[-1][0]
+    return SweepRun(command=["(read back from", str(root), ")"], root=root, started=started, ended=ended,
+                    returncode=0, epochs=[EpochSeen(when - started, trial, epoch, value)
+                                          for when, trial, epoch, value in epochs])
 
 
 def best_so_far(epochs: List[EpochSeen]) -> List[float]:
@@ -168,6 +193,11 @@ def part_search(args, work: Path) -> List[SeedResult]:
                 thread.join()
     results: List[SeedResult] = []
     for seed in args.seeds:
+        if (seed, "random") not in runs and args.reuse_random is not None:
+            earlier = earlier_run(args.reuse_random / f"seed{seed}_random")
+            if earlier is not None:
+                runs[seed, "random"] = earlier
+                print(f"  seed {seed} random: {len(earlier.epochs)} epochs read back from {earlier.root}", flush=True)
         if (seed, "random") not in runs:
             # Random search first: ASHA's run then stops as soon as it reaches random's best (the epochs it
             # would spend after that cannot change the ratios).  Seed by seed, so a long run that is cut
