@@ -10,6 +10,7 @@ state, and finishes the remaining budget.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -284,9 +285,9 @@ def _new_tuner(trainable, space: SearchSpace, settings: SweepSettings):
         search_alg, param_space = None, ray_param_space(space, seed=settings.seed)
     else:
         search_alg, param_space = build_searcher(settings, space), {}
-    scheduler = build_scheduler(settings, space)
+    scheduler, callback = build_scheduler(settings, space), SweepCallback(settings)
     if search_alg is not None and hasattr(scheduler, "requeue_with"):
-        scheduler.requeue_with(search_alg.requeue)
+        scheduler.requeue_with(functools.partial(_run_again, search_alg, callback, settings))
     tune_config = tune.TuneConfig(
         search_alg=search_alg, scheduler=scheduler, num_samples=settings.max_trials,
         max_concurrent_trials=_live_trials(settings), reuse_actors=reuse_actors(settings),
@@ -296,8 +297,17 @@ def _new_tuner(trainable, space: SearchSpace, settings: SweepSettings):
         failure_config=tune.FailureConfig(max_failures=settings.max_retries),
         # PBT clones from checkpoints other trials reported a while ago: keep a few.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if settings.algorithm == "pbt" else 2),
-        callbacks=[SweepCallback(settings)])
+        callbacks=[callback])
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+
+
+def _run_again(searcher, callback, settings: SweepSettings, trial_id: str) -> bool:
+    """The scheduler asks for a stopped trial's configuration again (:class:`.schedulers.PromotingASHA`)."""
+    if not searcher.requeue(trial_id):
+        return False
+    callback.log(f"trial {trial_id} stopped at the first rung before it held {settings.reduction_factor} results "
+                 f"and now ranks in its top 1/{settings.reduction_factor}: its configuration runs again next")
+    return True
 
 
 def _tracker(settings: SweepSettings, spec: Dict[str, Any], space: SearchSpace, log: Log):

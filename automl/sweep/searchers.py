@@ -122,8 +122,6 @@ class SchedulerAwareOptunaSearch(OptunaSearch):
         if ot_trial is None:
             return False
         self._ot_study.enqueue_trial(ot_trial.params, user_attrs={REQUEUED_ATTR: trial_id})
-        logger.info("trial %s's configuration is proposed again: it ranks in the top of the rung it stopped at "
-                    "before that rung could compare it", trial_id)
         return True
 
     # HyperBand for BOHB pauses and resumes trials through the searcher; a paused trial simply stays

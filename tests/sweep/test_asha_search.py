@@ -209,6 +209,21 @@ def test_a_requeued_trial_s_configuration_is_the_searcher_s_next_proposal():
     assert searcher.suggest("t7") != proposals[2]   # once
 
 
+def test_a_sweep_says_when_a_trial_s_configuration_runs_again(tmp_path):
+    from automl.sweep.callback import SweepCallback, attach
+    from automl.sweep.records import TrialsTable
+    from automl.sweep.runner import _run_again
+
+    settings = SweepSettings(results_dir=tmp_path, algorithm="asha", max_trials=6, max_epochs=3, seed=3)
+    lines = []
+    attach(settings, TrialsTable(tmp_path / "trials.csv", settings.metric), None, lines.append)
+    searcher, proposals = _pruned_sweep("asha", trials=2)
+    assert _run_again(searcher, SweepCallback(settings), settings, "t0")
+    assert lines == ["trial t0 stopped at the first rung before it held 3 results and now ranks in its top 1/3: "
+                     "its configuration runs again next"]
+    assert searcher.suggest("t2") == proposals[0]
+
+
 def test_tpe_steers_by_pruned_trials_toward_the_learning_rate_their_epoch_values_favour():
     _, tpe = _pruned_sweep("asha")
     _, random = _pruned_sweep("random")
