@@ -41,6 +41,9 @@ layers) at 64x64, batch 8, 1 CPU (one torch thread) per trial.
     python benchmarks/bench_sweep.py --part search --seeds 0 1 2 3 4
     python benchmarks/bench_sweep.py --part search --max-epochs 27 --asha-budget-fraction 0.3333
                                                          # the larger budget (about 36 min a seed)
+    python benchmarks/bench_sweep.py --part search --max-epochs 27 --asha-budget-fraction 0.3333 \
+        --reuse-random EARLIER_WORKDIR                   # random search read back from an earlier --workdir:
+                                                         # after a scheduler or searcher change (6-10 min a seed)
 
 The machine's load average is printed next to the numbers: on shared cores
 the absolute seconds move with it, the overhead ratio much less.
