@@ -138,10 +138,10 @@ class PromotingASHA(ASHAScheduler):
         super().__init__(grace_period=grace_period, max_t=max_t, reduction_factor=reduction_factor,
                          brackets=1, stop_last_trials=True, **kwargs)
         self.max_trials = max_trials
-        self._added = 0
+        self._added: Set[str] = set()
         self._reruns_owed = 0   # re-runs asked of the searcher and not started yet (it proposes them first)
         bracket = _PromotingBracket(grace_period, max_t, reduction_factor, 0, stop_last_trials=True)
-        bracket.trials_left = lambda: self.max_trials - self._added - self._reruns_owed
+        bracket.trials_left = lambda: self.max_trials - len(self._added) - self._reruns_owed
         self._brackets = [bracket]
 
     def requeue_with(self, requeue: Callable[[str], bool]) -> None:
@@ -153,9 +153,12 @@ class PromotingASHA(ASHAScheduler):
         self._brackets[0].requeue = owed
 
     def on_trial_add(self, tune_controller, trial) -> None:
+        """A new trial, or one Ray retries after an error (``on_trial_error`` first, then added again)."""
         super().on_trial_add(tune_controller, trial)
-        self._added += 1
-        self._reruns_owed = max(0, self._reruns_owed - 1)
+        self._brackets[0].ended.discard(trial.trial_id)
+        if trial.trial_id not in self._added:
+            self._added.add(trial.trial_id)
+            self._reruns_owed = max(0, self._reruns_owed - 1)
 
     def _ended(self, trial) -> None:
         for bracket in self._brackets:

@@ -112,6 +112,18 @@ def test_a_higher_rung_s_first_arrival_goes_on_when_those_outranking_it_below_ha
     assert _report(scheduler, "c", 3, 0.005) == TrialScheduler.CONTINUE
 
 
+def test_a_trial_ray_retries_after_an_error_is_running_again_and_counts_once():
+    scheduler = _asha_scheduler(max_trials=6)
+    for t, v in (("a", 0.0), ("b", 0.0), ("c", 0.001), ("d", 0.0), ("e", 0.05), ("f", 0.03)):
+        _report(scheduler, t, 1, v)
+    # Ray's retry: on_trial_error, then the same trial is added again.
+    scheduler.on_trial_error(None, _Trial("e"))
+    scheduler.on_trial_add(None, _Trial("e"))
+    assert scheduler._brackets[0].trials_left() == 0
+    # "e" still runs and leads epoch 1, so "c", first at epoch 3, stops for it.
+    assert _report(scheduler, "c", 3, 0.005) == TrialScheduler.STOP
+
+
 @pytest.mark.parametrize("rf", [2, 3])
 def test_every_simulated_asha_sweep_trains_some_trial_to_the_budget(rf):
     """Random sweeps (trial counts, concurrency, learning curves with ties at 0, arrival orders): the
