@@ -278,7 +278,7 @@ def _new_tuner(trainable, space: SearchSpace, settings: SweepSettings):
     from search_spaces.ray_space import ray_param_space
 
     from .callback import SweepCallback
-    from .schedulers import build_scheduler
+    from .schedulers import PromotingASHA, SchedulerState, build_scheduler
     from .searchers import build_searcher
 
     if settings.algorithm == "pbt":   # PBT perturbs a population drawn at random; no model-based sampler
@@ -286,8 +286,11 @@ def _new_tuner(trainable, space: SearchSpace, settings: SweepSettings):
     else:
         search_alg, param_space = build_searcher(settings, space), {}
     scheduler, callback = build_scheduler(settings, space), SweepCallback(settings)
-    if search_alg is not None and hasattr(scheduler, "requeue_with"):
-        scheduler.requeue_with(functools.partial(_run_again, search_alg, callback, settings))
+    callbacks = [callback]
+    if isinstance(scheduler, PromotingASHA):
+        callbacks.append(SchedulerState(scheduler))
+        if search_alg is not None:
+            scheduler.requeue_with(functools.partial(_run_again, search_alg, callback, settings))
     tune_config = tune.TuneConfig(
         search_alg=search_alg, scheduler=scheduler, num_samples=settings.max_trials,
         max_concurrent_trials=_live_trials(settings), reuse_actors=reuse_actors(settings),
@@ -297,7 +300,7 @@ def _new_tuner(trainable, space: SearchSpace, settings: SweepSettings):
         failure_config=tune.FailureConfig(max_failures=settings.max_retries),
         # PBT clones from checkpoints other trials reported a while ago: keep a few.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if settings.algorithm == "pbt" else 2),
-        callbacks=[callback])
+        callbacks=callbacks)
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
 
 

@@ -5,6 +5,8 @@ import math
 import random
 from typing import Any, Callable, Dict, List, Optional, Set
 
+from ray.tune import Callback
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import (ASHAScheduler, FIFOScheduler, HyperBandForBOHB, HyperBandScheduler,
                                  PopulationBasedTraining, TrialScheduler)
 from ray.tune.schedulers.async_hyperband import _Bracket as _AsyncBracket
@@ -152,10 +154,38 @@ class PromotingASHA(ASHAScheduler):
 
         self._brackets[0].requeue = owed
 
+    def get_state(self) -> Dict[str, Any]:
+        """What the scheduler knows of the sweep so far: each rung's results, the waiting, re-queued, ended
+        and added trials.  Ray saves a searcher's state for ``--resume`` but not a scheduler's
+        (:class:`SchedulerState` saves this one with the experiment's)."""
+        bracket = self._brackets[0]
+        return {"rungs": [[milestone, dict(recorded)] for milestone, recorded in bracket._rungs],
+                "waiting": dict(bracket.waiting), "requeued": sorted(bracket.requeued),
+                "ended": sorted(bracket.ended), "added": sorted(self._added), "reruns_owed": self._reruns_owed}
+
+    def set_state(self, state: Dict[str, Any]) -> None:
+        bracket = self._brackets[0]
+        milestones = [milestone for milestone, _ in bracket._rungs]
+        if [milestone for milestone, _ in state["rungs"]] != milestones:
+            raise ValueError(f"the saved ASHA state has rungs at epochs {[m for m, _ in state['rungs']]}, "
+                             f"this sweep at {milestones}")
+        for (_, recorded), (_, saved) in zip(bracket._rungs, state["rungs"]):
+            recorded.clear()
+            recorded.update(saved)
+        bracket.waiting = dict(state["waiting"])
+        bracket.requeued = set(state["requeued"])
+        bracket.ended = set(state["ended"])
+        self._added = set(state["added"])
+        self._reruns_owed = int(state["reruns_owed"])
+
     def on_trial_add(self, tune_controller, trial) -> None:
-        """A new trial, or one Ray retries after an error (``on_trial_error`` first, then added again)."""
+        """A new trial, one Ray retries after an error (``on_trial_error`` first, then added again), or on
+        ``--resume`` every trial of the saved experiment, those that had ended too."""
         super().on_trial_add(tune_controller, trial)
-        self._brackets[0].ended.discard(trial.trial_id)
+        if getattr(trial, "status", None) in (Trial.TERMINATED, Trial.ERROR):
+            self._ended(trial)
+        else:
+            self._brackets[0].ended.discard(trial.trial_id)
         if trial.trial_id not in self._added:
             self._added.add(trial.trial_id)
             self._reruns_owed = max(0, self._reruns_owed - 1)
@@ -181,6 +211,25 @@ class PromotingASHA(ASHAScheduler):
     def on_trial_remove(self, tune_controller, trial) -> None:
         self._ended(trial)
         super().on_trial_remove(tune_controller, trial)
+
+
+class SchedulerState(Callback):
+    """Saves a scheduler's ``get_state()`` with the experiment's state and gives it back on ``--resume``.
+
+    Ray saves the trials', the searcher's and the callbacks' state together, every few seconds; its
+    schedulers keep theirs in memory only, so a resumed ASHA sweep would start with empty rungs (and its
+    waiting trials would never run again).  Ray pickles this callback and the scheduler in one object
+    (``tuner.pkl``), so after a restore it still holds the scheduler the sweep runs with.
+    """
+
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+
+    def get_state(self) -> Optional[Dict]:
+        return {"scheduler": self.scheduler.get_state()}
+
+    def set_state(self, state: Dict) -> None:
+        self.scheduler.set_state(state["scheduler"])
 
 
 def hyperband_rungs(max_t: int, eta: int, s: int) -> List[int]:

@@ -5,6 +5,7 @@
   a trial that stopped waiting is run again when it turns out to rank in the rung's top;
 - a higher rung's first arrival must still rank in the top of the rung below, unless no running trial
   outranks it there; simulated sweeps show some trial always reaches the budget;
+- ASHA's state (rungs, waiting trials) survives ``--resume``;
 - TPE's random start-up is a handful of trials, not a third of the sweep or Optuna's 10;
 - trials the scheduler stopped reach Optuna as PRUNED with their per-epoch values, and TPE steers by them;
 - the trials ASHA promoted, still training, do not count as bad outcomes (no constant liar under ASHA).
@@ -18,17 +19,19 @@ from typing import List
 
 import optuna
 import pytest
+import ray.cloudpickle as ray_pickle
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from automl.sweep.schedulers import build_scheduler
+from automl.sweep.schedulers import SchedulerState, build_scheduler
 from automl.sweep.searchers import build_searcher, startup_trials
 from automl.sweep.settings import SweepSettings
 from automl.sweep.trial import TIME_ATTR
 
 
 class _Trial:
-    def __init__(self, trial_id: str):
-        self.trial_id = trial_id
+    def __init__(self, trial_id: str, status: str = Trial.RUNNING):
+        self.trial_id, self.status = trial_id, status
 
 
 def _asha_scheduler(max_epochs: int = 9, grace: int = 1, rf: int = 3, max_trials: int = 20):
@@ -122,6 +125,52 @@ def test_a_trial_ray_retries_after_an_error_is_running_again_and_counts_once():
     assert scheduler._brackets[0].trials_left() == 0
     # "e" still runs and leads epoch 1, so "c", first at epoch 3, stops for it.
     assert _report(scheduler, "c", 3, 0.005) == TrialScheduler.STOP
+
+
+def _resumed(scheduler, trial_status: dict):
+    """What ``--resume`` does: Ray unpickles the saved scheduler state into a new scheduler (through the
+    SchedulerState callback), then adds every trial of the saved experiment again."""
+    state = ray_pickle.loads(ray_pickle.dumps(SchedulerState(scheduler).get_state()))
+    resumed, asked = _asha_scheduler(max_trials=scheduler.max_trials), []
+    resumed.requeue_with(lambda trial_id: asked.append(trial_id) or True)
+    SchedulerState(resumed).set_state(state)
+    for trial_id, status in trial_status.items():
+        resumed.on_trial_add(None, _Trial(trial_id, status))
+    return resumed, asked
+
+
+def test_asha_s_rungs_and_waiting_trials_survive_a_resume():
+    scheduler = _asha_scheduler(max_trials=6)
+    scheduler.requeue_with(lambda trial_id: True)
+    # Before the kill: "a" and "b" stopped at the first rung to wait for it to fill; "c" is still training.
+    assert _report(scheduler, "a", 1, 0.054) == _report(scheduler, "b", 1, 0.001) == TrialScheduler.STOP
+    scheduler.on_trial_complete(None, _Trial("a"), {TIME_ATTR: 1})
+    scheduler.on_trial_complete(None, _Trial("b"), {TIME_ATTR: 1})
+    scheduler.on_trial_add(None, _Trial("c"))
+
+    resumed, asked = _resumed(scheduler, {"a": Trial.TERMINATED, "b": Trial.TERMINATED, "c": Trial.PENDING})
+    assert resumed._brackets[0].trials_left() == 3   # 6, less the three the experiment holds
+    # "c" fills the rung: the waiting "a", in its top third, runs again, as without the kill.
+    _report(resumed, "c", 1, 0.0)
+    assert asked == ["a"]
+    assert sorted(resumed._brackets[0]._rungs[-1][1]) == ["b", "c"]
+
+
+def test_trials_that_had_ended_before_a_resume_stay_ended():
+    scheduler = _asha_scheduler()
+    for t, v in (("a", 0.0), ("b", 0.0), ("c", 0.001), ("d", 0.0), ("e", 0.05), ("f", 0.03)):
+        _report(scheduler, t, 1, v)
+    for t in "ef":   # they lead epoch 1, then end
+        scheduler.on_trial_remove(None, _Trial(t))
+    resumed, _ = _resumed(scheduler, {**{t: Trial.TERMINATED for t in "abdef"}, "c": Trial.PENDING})
+    # "c", first at epoch 3, goes on: "e" and "f", which outrank it at epoch 1, will never arrive.
+    assert _report(resumed, "c", 3, 0.005) == TrialScheduler.CONTINUE
+
+
+def test_a_saved_asha_state_for_other_rungs_is_refused():
+    state = SchedulerState(_asha_scheduler(max_epochs=9)).get_state()
+    with pytest.raises(ValueError, match=r"rungs at epochs \[9, 3, 1\], this sweep at \[27, 9, 3, 1\]"):
+        SchedulerState(_asha_scheduler(max_epochs=27)).set_state(state)
 
 
 @pytest.mark.parametrize("rf", [2, 3])

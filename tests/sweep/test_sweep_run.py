@@ -143,3 +143,49 @@ def _starts(results: Path, trial_id: str) -> int:
     """How many times the trainer started in a trial's folder (status.json's STARTED records)."""
     status = results / "automl/trials" / trial_id / "train/status.json"
     return sum(json.loads(line)["status"] == "STARTED" for line in status.read_text().splitlines() if line.strip())
+
+
+def _saved_asha_state(results: Path):
+    """The ASHA state the driver last saved with the experiment (schedulers.SchedulerState), or None.
+    Each driver session writes its own file, named by its start time; Ray restores from the newest name."""
+    import ray.cloudpickle as ray_pickle
+
+    saved = sorted((results / "automl/ray/sweep").glob("callback-states-*.pkl"))
+    states = ray_pickle.loads(saved[-1].read_bytes()).values() if saved else ()
+    return next((state["scheduler"] for state in states if state and "scheduler" in state), None)
+
+
+def test_asha_s_rungs_survive_a_killed_driver_and_resume(tmp_path):
+    spec = tiny_sweep_spec(tmp_path, epochs=2, train_count=8, val_count=4)
+    results = tmp_path / "results"
+    args = ["--algorithm", "asha", "--max-trials", "3", "--max-concurrent", "1", "--grace-period", "1",
+            "--reduction-factor", "2", "--seed", "2"]
+    driver = subprocess.Popen([sys.executable, "-m", "automl.cli", "sweep", "--skill", "rtdetr", "-e", str(spec),
+                               *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
+    deadline, before = time.monotonic() + 240, None
+    try:
+        # The first arrival at epoch 1 stops there to wait for the rung to fill (reduction factor 2):
+        # once the saved state holds its result, the driver is killed.
+        while time.monotonic() < deadline and not (before and set(before["rungs"][-1][1]) & set(before["ended"])):
+            time.sleep(0.5)
+            before = _saved_asha_state(results) if (results / "automl/ray/sweep").is_dir() else None
+        assert before and before["rungs"][-1][1], "no ASHA state saved in time"
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    stopped_before = sorted(set(before["rungs"][-1][1]) & set(before["ended"]))
+
+    done = _sweep(spec, "--resume", *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = _saved_asha_state(results)
+    # Trials that ended before the kill report nothing again: their epoch-1 results are in the resumed
+    # sweep's first rung only because its state was restored (or they were proposed again from it).
+    for trial_id in stopped_before:
+        assert trial_id in after["rungs"][-1][1] or trial_id in after["requeued"], (trial_id, after)
+        assert _starts(results, trial_id) == 1, f"{trial_id} was trained again"
+    rows = _rows(results)
+    assert len(rows) == 3 and len({r["trial_id"] for r in rows}) == 3
+    assert sorted(after["added"]) == sorted(r["trial_id"] for r in rows)
+    assert {p.name for p in (results / "automl/trials").iterdir()} == {r["trial_id"] for r in rows}
+    assert {r["status"] for r in rows} <= {"completed", "pruned"} and "completed" in {r["status"] for r in rows}
