@@ -68,8 +68,9 @@ def define_by_run(space: SearchSpace) -> Callable[[optuna.trial.BaseTrial], Dict
 
 def without_helper_parameters(config: Dict[str, Any]) -> Dict[str, Any]:
     """A trial config (Ray's OptunaSearch passes trial.params through) minus the ``#quantile`` /
-    ``#index`` helper parameters; the real values are there already."""
-    return {k: v for k, v in config.items() if not k.endswith((QUANTILE_SUFFIX, INDEX_SUFFIX))}
+    ``#index`` helper parameters (the real values are there already) and any other ``#`` key the sweep
+    adds to a config (no parameter name has one)."""
+    return {k: v for k, v in config.items() if "#" not in k}
 
 
 def _suggest(trial: optuna.trial.BaseTrial, parameter: Parameter, values: Dict[str, Any]) -> Any:

@@ -22,7 +22,7 @@ from trainers.atomic_write import write_text_atomic
 from .records import TrialRecord, TrialsTable
 from .settings import LATENCY_METRIC, SweepSettings
 from .tidy import tidy_in_background
-from .trial import FINAL_FILE, OVER_BUDGET, TIME_ATTR, read_epochs
+from .trial import FINAL_FILE, OVER_BUDGET, RERUN_OF, TIME_ATTR, read_epochs
 
 Log = Callable[[str], None]
 
@@ -102,13 +102,14 @@ class SweepCallback(Callback):
         if record.finished:   # replayed after --resume: already recorded
             return
         record.values = trial_values(trial.config)
+        record.rerun_of = str(trial.config.get(RERUN_OF) or "")
         record.trial_dir = str(self.settings.trials_dir / trial.trial_id)
         record.status = "running"
         record.attempts = trial.run_metadata.num_failures + 1   # a retry starts the trial again
         self._started.setdefault(trial.trial_id, time.monotonic() - record.wall_seconds)
         self.table.save()
         if self.tracker is not None:
-            self.tracker.start_trial(trial.trial_id, record.values, run_name=trial.trial_id)
+            self.tracker.start_trial(trial.trial_id, record.values, run_name=trial.trial_id, rerun_of=record.rerun_of)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         record = self.table.get(trial.trial_id)

@@ -21,6 +21,8 @@ FIXED_COLUMNS = ["trial_id", "status", "best_value", "best_epoch", "epochs_run",
 STATUSES = ("running", "completed", "pruned", "failed", "interrupted", "over_budget")
 # Only when latency is measured (--objective map50-latency): after the outcome columns.
 LATENCY_COLUMNS = ["latency_ms", "latency_runtime"]
+# Only when ASHA ran a stopped trial's configuration again (schedulers.PromotingASHA): the trial it repeats.
+RERUN_COLUMN = "rerun_of"
 FINISHED_STATUSES = ("completed", "pruned", "failed", "over_budget")
 
 
@@ -38,6 +40,7 @@ class TrialRecord:
     trial_dir: str = ""
     latency_ms: Optional[float] = None   # the model's deploy latency (latency objective), see sweep/latency.py
     latency_runtime: str = ""
+    rerun_of: str = ""   # the trial whose configuration this one repeats
 
     @property
     def finished(self) -> bool:
@@ -88,7 +91,8 @@ class TrialsTable:
         names = sorted({name for r in self.records.values() for name in r.values})
         fixed = [c if c != "best_value" else f"best_{self.metric}" for c in FIXED_COLUMNS]
         latency = LATENCY_COLUMNS if any(r.latency_ms is not None for r in self.records.values()) else []
-        return fixed[:2] + names + fixed[2:4] + latency + fixed[4:]   # id, status, sampled values, outcome
+        rerun = [RERUN_COLUMN] if any(r.rerun_of for r in self.records.values()) else []
+        return fixed[:2] + names + fixed[2:4] + latency + fixed[4:] + rerun   # id, status, values, outcome
 
     def save(self) -> Path:
         buffer = io.StringIO()
@@ -102,7 +106,7 @@ class TrialsTable:
                    "wall_seconds": f"{record.wall_seconds:.1f}",
                    "reason": record.reason, "trial_dir": record.trial_dir,
                    "latency_ms": "" if record.latency_ms is None else f"{record.latency_ms:.3f}",
-                   "latency_runtime": record.latency_runtime}
+                   "latency_runtime": record.latency_runtime, RERUN_COLUMN: record.rerun_of}
             writer.writerow([row.get(c, "") for c in columns])
         write_text_atomic(self.path, buffer.getvalue())
         return self.path
@@ -111,7 +115,7 @@ class TrialsTable:
         with open(self.path, newline="") as handle:
             rows = list(csv.DictReader(handle))
         best_column = f"best_{self.metric}"
-        fixed = set(FIXED_COLUMNS) | {best_column} | set(LATENCY_COLUMNS)
+        fixed = set(FIXED_COLUMNS) | {best_column} | set(LATENCY_COLUMNS) | {RERUN_COLUMN}
         for row in rows:
             record = TrialRecord(
                 trial_id=row["trial_id"], status=row.get("status") or "running",
@@ -120,6 +124,7 @@ class TrialsTable:
                 reason=row.get("reason") or "", trial_dir=row.get("trial_dir") or "",
                 attempts=_parse_int(row.get("attempts")) or 1,
                 latency_ms=_parse(row.get("latency_ms")), latency_runtime=row.get("latency_runtime") or "",
+                rerun_of=row.get(RERUN_COLUMN) or "",
                 values={k: _value(v) for k, v in row.items() if k not in fixed and v != ""})
             self.records[record.trial_id] = record
 

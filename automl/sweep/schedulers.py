@@ -15,7 +15,7 @@ from ray.tune.schedulers.hyperband import _Bracket
 from search_spaces.parameters import SearchSpace
 
 from .settings import SweepSettings
-from .trial import TIME_ATTR
+from .trial import RERUN_OF, TIME_ATTR
 
 # Parameters PBT may perturb while a trial runs: those a resumed optimizer can take without retraining.
 PERTURBABLE = ("train.optim.lr", "train.optim.lr_backbone", "train.optim.weight_decay")
@@ -60,6 +60,8 @@ class _PromotingBracket(_AsyncBracket):
       27-epoch sweep, 0.054, beside the configuration random search won with).  A trial waits only
       while the sweep has trials left for the rung's other arrivals and every waiting trial's re-run
       (:attr:`trials_left`); near the end of a sweep, or with nobody to re-run it, Ray's rule stands.
+      The re-run passes the first rung whatever arrived meanwhile (:attr:`promised`): it ranked in the
+      top when it was asked back, and repeating its epochs should not lose it that place.
     - At a higher rung, the first arrival had won its comparison at the rung below, but possibly against
       few results: a trial at 0.001 beat three zeros at epoch 1 and was then first at epochs 3 and 9,
       and trained all 27 epochs at about 0 (a third of that sweep's epochs).  So the first arrival is
@@ -79,6 +81,7 @@ class _PromotingBracket(_AsyncBracket):
         self.waiting: Dict[str, float] = {}   # first-rung arrivals stopped for coming too early -> score
         self.requeue: Optional[Callable[[str], bool]] = None
         self.requeued: Set[str] = set()
+        self.promised: Set[str] = set()   # re-runs of requeued trials: they pass the first rung
         self.trials_left: Callable[[], float] = lambda: math.inf
 
     def on_result(self, trial, cur_iter: int, cur_rew: Optional[float]) -> str:
@@ -89,10 +92,13 @@ class _PromotingBracket(_AsyncBracket):
             return super().on_result(trial, cur_iter, cur_rew)   # no new rung, or the budget: ends anyway
         recorded = self._rungs[reached][1]
         if reached == len(self._rungs) - 1:   # the first rung (rungs are kept highest first)
-            too_early = (self.requeue is not None and len(recorded) + 1 < self.rf
+            promised = trial.trial_id in self.promised
+            too_early = (self.requeue is not None and len(recorded) + 1 < self.rf and not promised
                          and self.trials_left() >= self.rf + len(self.waiting))
             action = super().on_result(trial, cur_iter, cur_rew)
-            if too_early:
+            if promised:
+                action = TrialScheduler.CONTINUE
+            elif too_early:
                 self.waiting[trial.trial_id] = cur_rew
                 action = TrialScheduler.STOP
             self._requeue_the_top_of(recorded)
@@ -161,6 +167,7 @@ class PromotingASHA(ASHAScheduler):
         bracket = self._brackets[0]
         return {"rungs": [[milestone, dict(recorded)] for milestone, recorded in bracket._rungs],
                 "waiting": dict(bracket.waiting), "requeued": sorted(bracket.requeued),
+                "promised": sorted(bracket.promised),
                 "ended": sorted(bracket.ended), "added": sorted(self._added), "reruns_owed": self._reruns_owed}
 
     def set_state(self, state: Dict[str, Any]) -> None:
@@ -174,6 +181,7 @@ class PromotingASHA(ASHAScheduler):
             recorded.update(saved)
         bracket.waiting = dict(state["waiting"])
         bracket.requeued = set(state["requeued"])
+        bracket.promised = set(state.get("promised", ()))
         bracket.ended = set(state["ended"])
         self._added = set(state["added"])
         self._reruns_owed = int(state["reruns_owed"])
@@ -188,7 +196,9 @@ class PromotingASHA(ASHAScheduler):
             self._brackets[0].ended.discard(trial.trial_id)
         if trial.trial_id not in self._added:
             self._added.add(trial.trial_id)
-            self._reruns_owed = max(0, self._reruns_owed - 1)
+            if RERUN_OF in (getattr(trial, "config", None) or {}):
+                self._brackets[0].promised.add(trial.trial_id)
+                self._reruns_owed = max(0, self._reruns_owed - 1)
 
     def _ended(self, trial) -> None:
         for bracket in self._brackets:

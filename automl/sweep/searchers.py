@@ -38,7 +38,7 @@ from search_spaces.optuna_space import INDEX_SUFFIX, QUANTILE_SUFFIX, define_by_
 from search_spaces.parameters import SearchSpace
 
 from .settings import EARLY_STOPPING_ALGORITHMS, LATENCY_METRIC, SweepSettings
-from .trial import OVER_BUDGET, TIME_ATTR
+from .trial import OVER_BUDGET, RERUN_OF, TIME_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,9 @@ class SchedulerAwareOptunaSearch(OptunaSearch):
             config = super().suggest(trial_id)
         if config:
             self.suggested[trial_id] = without_helper_parameters(config)
+            rerun_of = self._ot_trials[trial_id].user_attrs.get(REQUEUED_ATTR)
+            if rerun_of:   # the scheduler and trials.csv need to know it is one
+                config[RERUN_OF] = rerun_of
         return config
 
     def _no_faster_than_over_budget(self, values: Dict[str, Any]) -> Optional[Tuple[str, float]]:

@@ -34,6 +34,7 @@ SWEEP_TAG = "tao_automl.sweep_id"
 TRIAL_TAG = "tao_automl.trial_id"
 STATUS_TAG = "tao_automl.status"
 REASON_TAG = "tao_automl.reason"
+RERUN_TAG = "tao_automl.rerun_of"   # the trial whose configuration this one repeats (ASHA)
 PARENT_TAG = "mlflow.parentRunId"
 SECRET_MARKERS = ("encryption_key", "token", "password", "secret", "api_key")
 MASK = "*****"
@@ -217,15 +218,18 @@ class SweepTracker:
             self._retry(self.client.log_artifact, parent, str(path))
 
     # -- trials ------------------------------------------------------------------------------------
-    def start_trial(self, trial_id: str, params: dict, *, run_name: Optional[str] = None) -> str:
-        """The child run of ``trial_id``: created once, the same run again on resume (set RUNNING)."""
+    def start_trial(self, trial_id: str, params: dict, *, run_name: Optional[str] = None,
+                    rerun_of: str = "") -> str:
+        """The child run of ``trial_id``: created once, the same run again on resume (set RUNNING).
+        ``rerun_of``: the trial whose configuration it repeats, as a tag."""
         parent = self._require_parent()
         trial_id = str(trial_id)
         run_id = self._children.get(trial_id)  # complete: start_sweep read a resumed sweep's children
         existing: Dict[str, str] = {}
         if run_id is None:
             run = self._retry(self.client.create_run, self.experiment_id, run_name=run_name or f"trial_{trial_id}",
-                              tags={PARENT_TAG: parent, TRIAL_TAG: trial_id, STATUS_TAG: "running"})
+                              tags={PARENT_TAG: parent, TRIAL_TAG: trial_id, STATUS_TAG: "running",
+                                    **({RERUN_TAG: rerun_of} if rerun_of else {})})
             run_id = run.info.run_id
             self._logged_steps[run_id] = set()
         else:

@@ -50,6 +50,7 @@ TRAINER_TIME_FILE = "trainer_time.json"
 # when a trial is started again without a Ray checkpoint).
 TIME_ATTR = "epochs_done"
 OVER_BUDGET = "over_budget"   # result key of a trial stopped because its model is over the latency budget
+RERUN_OF = "#rerun_of"   # config key (no parameter) of a trial that repeats a stopped trial's configuration
 POLL_SECONDS = 0.5
 
 

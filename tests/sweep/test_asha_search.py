@@ -7,14 +7,17 @@
   outranks it there; simulated sweeps show some trial always reaches the budget;
 - ASHA's state (rungs, waiting trials) survives ``--resume``;
 - TPE's random start-up is a handful of trials, not a third of the sweep or Optuna's 10;
+- a re-run passes the first rung, and trials.csv and MLflow name the trial it repeats;
 - trials the scheduler stopped reach Optuna as PRUNED with their per-epoch values, and TPE steers by them;
 - the trials ASHA promoted, still training, do not count as bad outcomes (no constant liar under ASHA).
 """
 from __future__ import annotations
 
+import csv
 import math
 import random
 from pathlib import Path
+from types import SimpleNamespace
 from typing import List
 
 import optuna
@@ -26,12 +29,14 @@ from ray.tune.schedulers import TrialScheduler
 from automl.sweep.schedulers import SchedulerState, build_scheduler
 from automl.sweep.searchers import build_searcher, startup_trials
 from automl.sweep.settings import SweepSettings
-from automl.sweep.trial import TIME_ATTR
+from automl.sweep.trial import RERUN_OF, TIME_ATTR
+from search_spaces.optuna_space import without_helper_parameters
 
 
 class _Trial:
-    def __init__(self, trial_id: str, status: str = Trial.RUNNING):
+    def __init__(self, trial_id: str, status: str = Trial.RUNNING, rerun_of: str = ""):
         self.trial_id, self.status = trial_id, status
+        self.config = {RERUN_OF: rerun_of} if rerun_of else {}
 
 
 def _asha_scheduler(max_epochs: int = 9, grace: int = 1, rf: int = 3, max_trials: int = 20):
@@ -47,10 +52,10 @@ def _asha(max_epochs: int = 9, grace: int = 1, rf: int = 3):
     return scheduler._brackets[0]
 
 
-def _report(scheduler, trial_id: str, epoch: int, value: float) -> str:
+def _report(scheduler, trial_id: str, epoch: int, value: float, rerun_of: str = "") -> str:
     """One epoch's result of a trial (added to the scheduler on its first)."""
     if trial_id not in scheduler._trial_info and epoch == 1:
-        scheduler.on_trial_add(None, _Trial(trial_id))
+        scheduler.on_trial_add(None, _Trial(trial_id, rerun_of=rerun_of))
     return scheduler.on_trial_result(None, _Trial(trial_id), {TIME_ATTR: epoch, "val_mAP50": value})
 
 
@@ -75,9 +80,23 @@ def test_a_waiting_trial_in_the_top_of_the_filled_first_rung_is_proposed_again_a
     _report(scheduler, "c", 1, 0.0)
     assert asked == ["a"]
     # Its re-run reaches epoch 1 with the same score (training is deterministic) and goes on.
-    assert _report(scheduler, "a-rerun", 1, 0.054) == TrialScheduler.CONTINUE
+    assert _report(scheduler, "a-rerun", 1, 0.054, rerun_of="a") == TrialScheduler.CONTINUE
     # The stopped "a"'s final result, reported after the re-queue, is not counted a second time.
     assert sorted(scheduler._brackets[0]._rungs[-1][1]) == ["a-rerun", "b", "c"]
+
+
+def test_a_rerun_passes_the_first_rung_even_when_better_results_arrived_while_it_repeated_its_epochs():
+    scheduler, asked = _asha_scheduler(), []
+    scheduler.requeue_with(lambda trial_id: asked.append(trial_id) or True)
+    for t, v in (("a", 0.054), ("b", 0.001), ("c", 0.0)):
+        _report(scheduler, t, 1, v)
+    assert asked == ["a"] and scheduler._brackets[0].trials_left() == 20 - 3 - 1
+    scheduler.on_trial_add(None, _Trial("a-rerun", rerun_of="a"))
+    assert scheduler._brackets[0].trials_left() == 20 - 4   # the re-run owed is the one just added
+    for t, v in (("d", 0.2), ("e", 0.3), ("f", 0.4)):   # meanwhile better trials fill the rung
+        _report(scheduler, t, 1, v)
+    assert _report(scheduler, "g", 1, 0.06) == TrialScheduler.STOP   # not in the top third any more...
+    assert _report(scheduler, "a-rerun", 1, 0.054) == TrialScheduler.CONTINUE   # ...but the re-run was promised
 
 
 def test_near_the_end_of_a_sweep_the_first_rung_keeps_ray_s_rule():
@@ -191,13 +210,13 @@ def _simulate_sweep(rng, rf: int, trials: int, concurrency: int, max_t: int, req
     scheduler = build_scheduler(settings, space=None)
     curves, queue, running, completed, started = {}, [], {}, [], 0
     if requeue:
-        scheduler.requeue_with(lambda trial_id: queue.append(curves[trial_id]) or True)
+        scheduler.requeue_with(lambda trial_id: queue.append(trial_id) or True)
     while True:
         while len(running) < concurrency and started < trials:
-            trial_id = f"t{started}"
-            curves[trial_id] = queue.pop(0) if queue else [
+            trial_id, rerun_of = f"t{started}", queue.pop(0) if queue else ""
+            curves[trial_id] = curves[rerun_of] if rerun_of else [
                 rng.choice([0.0, rng.random()]) * (epoch + 1) / max_t for epoch in range(max_t)]
-            scheduler.on_trial_add(None, _Trial(trial_id))
+            scheduler.on_trial_add(None, _Trial(trial_id, rerun_of=rerun_of))
             running[trial_id], started = 0, started + 1
         if not running:
             return completed
@@ -265,7 +284,8 @@ def test_a_requeued_trial_s_configuration_is_the_searcher_s_next_proposal():
     searcher, proposals = _pruned_sweep("asha", trials=6)
     assert searcher.requeue("t2") and not searcher.requeue("unknown")
     rerun = searcher.suggest("t6")
-    assert rerun == proposals[2]
+    assert rerun == {**proposals[2], RERUN_OF: "t2"}   # the mark is no parameter: the trial's spec drops it
+    assert without_helper_parameters(rerun) == without_helper_parameters(proposals[2])
     assert searcher._ot_trials["t6"].user_attrs["rerun_of"] == "t2"
     assert searcher.suggest("t7") != proposals[2]   # once
 
@@ -282,7 +302,34 @@ def test_a_sweep_says_when_a_trial_s_configuration_runs_again(tmp_path):
     assert _run_again(searcher, SweepCallback(settings), settings, "t0")
     assert lines == ["trial t0 stopped at the first rung before it held 3 results and now ranks in its top 1/3: "
                      "its configuration runs again next"]
-    assert searcher.suggest("t2") == proposals[0]
+    assert searcher.suggest("t2") == {**proposals[0], RERUN_OF: "t0"}
+
+
+def test_a_rerun_names_the_trial_it_repeats_in_trials_csv_and_mlflow(tmp_path):
+    from automl.sweep.callback import SweepCallback, attach
+    from automl.sweep.records import TrialsTable
+    from automl.sweep.tracking import RERUN_TAG, SweepTracker
+
+    settings = SweepSettings(results_dir=tmp_path, algorithm="asha", max_trials=6, max_epochs=3, seed=3)
+    tracker = SweepTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tracker.start_sweep("sweep", run_name="s", spec={}, space={}, settings={})
+    attach(settings, TrialsTable(tmp_path / "trials.csv", settings.metric), tracker, lambda line: None)
+    searcher, proposals = _pruned_sweep("asha", trials=2)
+    searcher.requeue("t0")
+    callback = SweepCallback(settings)
+    for trial_id in ("t0", "t2"):   # the Ray trials as the callback sees them: id, config, failures so far
+        config = proposals[0] if trial_id == "t0" else searcher.suggest(trial_id)
+        callback.on_trial_start(0, [], SimpleNamespace(trial_id=trial_id, config=config,
+                                                       run_metadata=SimpleNamespace(num_failures=0)))
+
+    with open(tmp_path / "trials.csv", newline="") as handle:
+        rows = {row["trial_id"]: row for row in csv.DictReader(handle)}
+    assert rows["t2"]["rerun_of"] == "t0" and rows["t0"]["rerun_of"] == ""
+    assert rows["t2"]["train.optim.lr"] == rows["t0"]["train.optim.lr"] and RERUN_OF not in rows["t2"]
+    assert TrialsTable(tmp_path / "trials.csv").records["t2"].rerun_of == "t0"   # as --resume reads it back
+    run = tracker.client.get_run(tracker._children["t2"])
+    assert run.data.tags[RERUN_TAG] == "t0" and not any("#" in name for name in run.data.params)
+    assert RERUN_TAG not in tracker.client.get_run(tracker._children["t0"]).data.tags
 
 
 def test_tpe_steers_by_pruned_trials_toward_the_learning_rate_their_epoch_values_favour():
