@@ -201,8 +201,7 @@ class PromotingASHA(ASHAScheduler):
                 self._reruns_owed = max(0, self._reruns_owed - 1)
 
     def _ended(self, trial) -> None:
-        for bracket in self._brackets:
-            bracket.ended.add(trial.trial_id)
+        self._brackets[0].ended.add(trial.trial_id)
 
     def on_trial_result(self, tune_controller, trial, result: Dict[str, Any]) -> str:
         action = super().on_trial_result(tune_controller, trial, result)
