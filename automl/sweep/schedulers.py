@@ -147,7 +147,7 @@ class PromotingASHA(ASHAScheduler):
                          brackets=1, stop_last_trials=True, **kwargs)
         self.max_trials = max_trials
         self._added: Set[str] = set()
-        self._reruns_owed = 0   # re-runs asked of the searcher and not started yet (it proposes them first)
+        self._reruns_owed = 0   # re-runs asked of the searcher and not added yet (known by their #rerun_of mark)
         bracket = _PromotingBracket(grace_period, max_t, reduction_factor, 0, stop_last_trials=True)
         bracket.trials_left = lambda: self.max_trials - len(self._added) - self._reruns_owed
         self._brackets = [bracket]
