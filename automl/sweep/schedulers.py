@@ -122,13 +122,15 @@ class _PromotingBracket(_AsyncBracket):
 
     def _requeue_the_top_of(self, recorded: Dict[str, float]) -> None:
         """Hand waiting trials now in the rung's top 1/eta to :attr:`requeue` (once each; their results
-        leave the rung, which their re-runs rejoin).  Ties with the rung's lowest result are not a top:
-        at epoch 1 most results are often 0."""
+        leave the rung, which their re-runs rejoin).  The top as Ray's rule draws it for an arrival (a score
+        not below the cutoff): when most results are tied at 0, as at epoch 1 they often are, later zeros
+        pass, and a zero that arrived first must not be the only one stopped for good (measured: the demo
+        lost the configuration it had won with, 0.54, that way)."""
         if self.requeue is None or len(recorded) < self.rf:
             return
-        cutoff, lowest = self.cutoff(recorded), min(recorded.values())
+        cutoff = self.cutoff(recorded)
         for trial_id, score in list(self.waiting.items()):
-            if score >= cutoff and score > lowest and self.trials_left() >= 1 and self.requeue(trial_id):
+            if score >= cutoff and self.trials_left() >= 1 and self.requeue(trial_id):
                 del self.waiting[trial_id]
                 self.requeued.add(trial_id)
                 recorded.pop(trial_id, None)

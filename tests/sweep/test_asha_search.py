@@ -76,13 +76,21 @@ def test_a_waiting_trial_in_the_top_of_the_filled_first_rung_is_proposed_again_a
     # "a" arrives first with the best score and stops (the rung is not yet comparable); "b" too.
     assert _report(scheduler, "a", 1, 0.054) == _report(scheduler, "b", 1, 0.001) == TrialScheduler.STOP
     assert asked == []
-    # "c" fills the rung: "a" is in its top third, "b" is not; ties with the lowest are no top either.
+    # "c" fills the rung: "a" is in its top third, "b" is not.
     _report(scheduler, "c", 1, 0.0)
     assert asked == ["a"]
     # Its re-run reaches epoch 1 with the same score (training is deterministic) and goes on.
     assert _report(scheduler, "a-rerun", 1, 0.054, rerun_of="a") == TrialScheduler.CONTINUE
     # The stopped "a"'s final result, reported after the re-queue, is not counted a second time.
     assert sorted(scheduler._brackets[0]._rungs[-1][1]) == ["a-rerun", "b", "c"]
+
+
+def test_a_waiting_zero_runs_again_when_the_zeros_after_it_pass_the_rung():
+    scheduler, asked = _asha_scheduler(rf=2), []
+    scheduler.requeue_with(lambda trial_id: asked.append(trial_id) or True)
+    assert _report(scheduler, "a", 1, 0.0) == TrialScheduler.STOP   # first: waits
+    assert _report(scheduler, "b", 1, 0.0) == TrialScheduler.CONTINUE   # Ray's rule: not below the cutoff, 0
+    assert asked == ["a"]   # so "a", tied with it, is no worse and runs again
 
 
 def test_a_rerun_passes_the_first_rung_even_when_better_results_arrived_while_it_repeated_its_epochs():
