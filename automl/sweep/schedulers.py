@@ -299,6 +299,24 @@ class _FullRungsMixin:
     def _init_rungs(self) -> None:
         self._get_r0 = lambda s: hyperband_rungs(self._max_t_attr, self._eta, self._aggressiveness(s))[0]
 
+    def on_trial_add(self, tune_controller, trial) -> None:
+        """On ``--resume`` Ray adds back every trial of the saved experiment, the finished ones too.  A
+        bracket halves only once all its trials reached the rung, and a finished trial reports nothing
+        again: in a bracket it would be waited for forever (measured: the resumed driver spun at 100 %
+        CPU with paused trials left).  So finished trials stay out; the unfinished ones, which Ray
+        restarts as PENDING from their last checkpoint, fill new brackets (Ray does not save a
+        scheduler's brackets, so the halvings before the kill are not replayed)."""
+        if trial.status in (Trial.TERMINATED, Trial.ERROR):
+            return
+        super().on_trial_add(tune_controller, trial)
+
+    def choose_trial_to_run(self, tune_controller, allow_recurse: bool = True) -> Optional[Trial]:
+        """HyperBandForBOHB's choice, for HyperBand too: when no trial runs and none is ready, a bracket
+        whose trials all wait is halved rather than waited on.  Ray's HyperBand halves only on a
+        result, and a trial ahead of its bracket's rung (one that trained past it before a ``--resume``)
+        waits paused for a result nobody will report."""
+        return HyperBandForBOHB.choose_trial_to_run(self, tune_controller, allow_recurse)
+
 
 class FullRungsHyperBand(_FullRungsMixin, HyperBandScheduler):
     def __init__(self, *args, **kwargs):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Dict
 
 import pytest
 import yaml
@@ -189,3 +190,60 @@ def test_asha_s_rungs_survive_a_killed_driver_and_resume(tmp_path):
     assert sorted(after["added"]) == sorted(r["trial_id"] for r in rows)
     assert {p.name for p in (results / "automl/trials").iterdir()} == {r["trial_id"] for r in rows}
     assert {r["status"] for r in rows} <= {"completed", "pruned"} and "completed" in {r["status"] for r in rows}
+
+
+def _saved_trial_statuses(results: Path) -> Dict[str, str]:
+    """Each trial's status in the experiment state the driver last saved: what ``--resume`` starts from."""
+    saved = sorted((results / "automl/ray/sweep").glob("experiment_state-*.json"))
+    try:
+        trials = json.loads(saved[-1].read_text())["trial_data"] if saved else []
+    except json.JSONDecodeError:   # being written: the next poll reads it whole
+        return {}
+    return {json.loads(trial)["trial_id"]: json.loads(trial)["status"] for trial, *_ in trials}
+
+
+def test_hyperband_resumes_with_finished_and_paused_trials_and_ends(tmp_path):
+    """A HyperBand bracket halves once all its trials reach the rung.  On --resume Ray adds back the
+    finished trials too, and a bracket holding one waited for it forever (the driver spun at 100 % CPU)."""
+    spec = tiny_sweep_spec(tmp_path, epochs=4, train_count=8, val_count=4)
+    results = tmp_path / "results"
+    args = ["--algorithm", "hyperband", "--max-trials", "6", "--reduction-factor", "2", "--seed", "3"]
+    command = [sys.executable, "-m", "automl.cli", "sweep", "--skill", "rtdetr", "-e", str(spec), *args]
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    driver = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=environment, start_new_session=True)
+    deadline, saved = time.monotonic() + 240, {}
+    try:
+        while time.monotonic() < deadline and not {"TERMINATED", "PAUSED"} <= set(saved.values()):
+            time.sleep(0.5)
+            saved = _saved_trial_statuses(results) if (results / "automl/ray/sweep").is_dir() else {}
+        assert {"TERMINATED", "PAUSED"} <= set(saved.values()), f"no finished and paused trials saved: {saved}"
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    finished_before = [t for t, status in saved.items() if status == "TERMINATED"]
+    starts_before = {t: _starts(results, t) for t in finished_before}
+
+    resumed = subprocess.Popen([*command, "--resume"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=environment, start_new_session=True)
+    try:
+        _, stderr = resumed.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(resumed.pid, signal.SIGKILL)
+        resumed.communicate()
+        pytest.fail(f"the resumed HyperBand sweep did not end in 300 s (saved before the kill: {saved})")
+    assert resumed.returncode == 0, stderr[-3000:]
+    rows = _rows(results)
+    assert sorted(r["trial_id"] for r in rows) == sorted(saved), "a trial was lost or added"
+    assert {r["status"] for r in rows} <= {"completed", "pruned"} and "completed" in {r["status"] for r in rows}
+    for trial_id in finished_before:
+        assert _starts(results, trial_id) == starts_before[trial_id], f"{trial_id} was trained again"
+    for row in rows:
+        epochs = [json.loads(line)["epoch"] for line in
+                  (results / "automl/trials" / row["trial_id"] / "train/metrics.jsonl").read_text().splitlines()]
+        assert epochs == list(range(len(epochs))), f"{row['trial_id']} trained an epoch twice: {epochs}"
+        if row["status"] == "completed":
+            assert int(row["epochs_run"]) == len(epochs) == 4, row
+    _, parents, children = _mlflow_children(results)
+    assert len(parents) == 1
+    assert sorted(c.data.tags["tao_automl.trial_id"] for c in children) == sorted(saved)
