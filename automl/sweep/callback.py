@@ -159,6 +159,7 @@ class SweepCallback(Callback):
             record.wall_seconds = time.monotonic() - started
         folder = self.settings.trials_dir / trial.trial_id
         record.trial_dir = str(folder)
+        catch_up_epochs(record, folder, self.settings, int((trial.last_result or {}).get(TIME_ATTR, 0)))
         if folder.is_dir():
             write_text_atomic(folder / FINAL_FILE, json.dumps(
                 {"status": status, "epochs_run": record.epochs_run, "best_value": record.best_value,
@@ -171,6 +172,26 @@ class SweepCallback(Callback):
                                       wall_seconds=record.wall_seconds, reason=reason,
                                       attempts=record.attempts)
         self.log(progress_line(record, self.table, self.settings))
+
+
+def catch_up_epochs(record: TrialRecord, folder: Path, settings: SweepSettings, epochs_done: int) -> None:
+    """Fold the trial's first ``epochs_done`` epochs, from its folder, into its record.
+
+    After ``--resume``, Ray restarts an unfinished HyperBand, BOHB or PBT trial from its last checkpoint,
+    and the trial reports only the epochs after it.  The killed driver had seen the earlier ones, but
+    trials.csv is written when a trial starts and ends, so the record would miss them: its best value and
+    epoch would be those of the epochs after the checkpoint.  Ties go to the earlier epoch, as when the
+    epochs arrive in order."""
+    for line in read_epochs(folder):
+        epoch, value = int(line["epoch"]), line.get(settings.metric)
+        if epoch >= epochs_done:
+            break
+        record.epochs_run = max(record.epochs_run, epoch + 1)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        tied_earlier = value == record.best_value and record.best_epoch is not None and epoch < record.best_epoch
+        if settings.better(float(value), record.best_value) or tied_earlier:
+            record.best_value, record.best_epoch = float(value), epoch
 
 
 def trial_values(config: Dict[str, Any]) -> Dict[str, Any]:
