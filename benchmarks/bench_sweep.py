@@ -45,6 +45,10 @@ layers) at 64x64, batch 8, 1 CPU (one torch thread) per trial.
         --reuse-random EARLIER_WORKDIR                   # random search read back from an earlier --workdir:
                                                          # after a scheduler or searcher change (6-10 min a seed)
 
+benchmarks/sweep_search_ceiling.py reads part 2's random-search curves back and tells how far the goal
+is within reach on the task: each rung's rank correlation with the end, and how often successive halving
+over n random draws (no sampler) would reach random search's best, in seconds.
+
 The machine's load average is printed next to the numbers: on shared cores
 the absolute seconds move with it, the overhead ratio much less.
 """

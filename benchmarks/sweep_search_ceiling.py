@@ -1,0 +1,105 @@
+"""How far part 2's goal is within reach on its task, from random search's recorded learning curves.
+
+bench_sweep.py part 2 asks ASHA + TPE to reach random search's best val_mAP50 within a third of random
+search's epochs.  Whether any scheduler can depends on the task: on how well a trial's score at a rung
+ranks it for the end (successive halving's premise), and on how high random search's best of a few draws
+already sits.  This reads the random searches an earlier part-2 run left (every trial trained to the end:
+full learning curves) and, pooling the seeds' curves, draws sweeps from them (bootstrap, seeded):
+
+- the rank correlation (Spearman) of each rung's score with the trial's best score;
+- how often the best of ``n`` random draws reaches random search's best of ``--random-trials`` (the
+  oracle: a scheduler that knows each draw's end at no cost);
+- how often synchronous successive halving over ``n`` random draws (the top 1/eta of each rung by its
+  score goes on; SHA's decisions are ASHA's with every rung full) reaches it, and the epochs it spends.
+
+No sampler learns here (TPE's proposals would have to be trained to be scored), and nothing trains:
+seconds, from the curves alone.
+
+    python benchmarks/sweep_search_ceiling.py WORKDIR [--random-trials 8] [--eta 3] [--draws 20000]
+
+WORKDIR: a part-2 --workdir (its seed*_random folders; a --reuse-random folder of links works too).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+from typing import List, Sequence, Tuple
+
+from scipy.stats import spearmanr
+
+METRIC = "val_mAP50"
+
+
+def full_curves(workdir: Path) -> List[List[float]]:
+    """Every random-search trial's per-epoch METRIC, for the trials that trained the full budget."""
+    curves = []
+    for metrics in sorted(workdir.glob("seed*_random/results/automl/trials/*/train/metrics.jsonl")):
+        curves.append([float(json.loads(line)[METRIC]) for line in metrics.read_text().splitlines() if line.strip()])
+    budget = max((len(curve) for curve in curves), default=0)
+    return [curve for curve in curves if len(curve) == budget]
+
+
+def rungs_of(budget: int, eta: int) -> List[int]:
+    """ASHA's rungs with a grace period of 1 epoch: 1, eta, eta^2, ... up to the budget (always last)."""
+    rungs, epoch = [], 1
+    while epoch < budget:
+        rungs.append(epoch)
+        epoch *= eta
+    return rungs + [budget]
+
+
+def successive_halving(draws: Sequence[List[float]], rungs: Sequence[int], eta: int) -> Tuple[float, int]:
+    """The best score SHA's finalists reach, and the epochs the whole bracket trains."""
+    pool, spent, trained = list(draws), 0, 0
+    for rung in rungs:
+        spent += (rung - trained) * len(pool)
+        trained = rung
+        if rung == rungs[-1]:
+            break
+        pool = sorted(pool, key=lambda curve: -curve[rung - 1])[:max(1, len(pool) // eta)]
+    return max(max(curve) for curve in pool), spent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workdir", type=Path)
+    parser.add_argument("--random-trials", type=int, default=8, help="random search's trials (part 2's default)")
+    parser.add_argument("--eta", type=int, default=3, help="reduction factor")
+    parser.add_argument("--draws", type=int, default=20000, help="bootstrap sweeps per row")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    curves = full_curves(args.workdir)
+    if len(curves) < 2:
+        raise SystemExit(f"{args.workdir}: fewer than 2 full random-search curves under seed*_random/")
+    budget = len(curves[0])
+    rungs = rungs_of(budget, args.eta)
+    goal_epochs = args.random_trials * budget / 3
+    finals = [max(curve) for curve in curves]
+    print(f"{len(curves)} full {budget}-epoch curves from {args.workdir}; rungs {rungs}; random search "
+          f"{args.random_trials} x {budget} = {args.random_trials * budget} epochs, a third = {goal_epochs:.0f}")
+    for rung in rungs[:-1]:
+        rho = spearmanr([curve[rung - 1] for curve in curves], finals).correlation
+        print(f"  rank correlation of the epoch-{rung} score with the best: {rho:.2f}")
+
+    rng = random.Random(args.seed)
+    sizes = sorted({max(args.eta, round(goal_epochs / factor)) for factor in (4.5, 3.5, 3.0, 2.7)})
+    print(f"  {'draws':>5} | {'oracle':>6} | {'SHA':>5} {'epochs':>6}")
+    for n in sizes:
+        oracle = halving = spent = 0
+        for _ in range(args.draws):
+            target = max(max(rng.choice(curves)) for _ in range(args.random_trials))
+            draws = [rng.choice(curves) for _ in range(n)]
+            oracle += max(max(curve) for curve in draws) >= target
+            best, epochs = successive_halving(draws, rungs, args.eta)
+            halving += best >= target
+            spent += epochs
+        print(f"  {n:>5} | {oracle / args.draws:>6.2f} | {halving / args.draws:>5.2f} {spent / args.draws:>6.0f}")
+    print(f"P(reaching random search's best): per seed; SHA's rows within {goal_epochs:.0f} epochs meet the "
+          f"budget (ASHA spends more: it promotes before a rung is full, and keeps starting new draws)")
+
+
+if __name__ == "__main__":
+    main()
