@@ -85,6 +85,7 @@ def main() -> None:
         print(f"  rank correlation of the epoch-{rung} score with the best: {rho:.2f}")
 
     rng = random.Random(args.seed)
+    # Bracket sizes around the one whose halving spends a third of random search's epochs (about 3 epochs a draw).
     sizes = sorted({max(args.eta, round(goal_epochs / factor)) for factor in (4.5, 3.5, 3.0, 2.7)})
     print(f"  {'draws':>5} | {'oracle':>6} | {'SHA':>5} {'epochs':>6}")
     for n in sizes:

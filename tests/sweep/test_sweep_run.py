@@ -239,14 +239,14 @@ def test_hyperband_resumes_with_finished_and_paused_trials_and_ends(tmp_path):
     for trial_id in finished_before:
         assert _starts(results, trial_id) == starts_before[trial_id], f"{trial_id} was trained again"
     for row in rows:
-        epochs = [json.loads(line)["epoch"] for line in
-                  (results / "automl/trials" / row["trial_id"] / "train/metrics.jsonl").read_text().splitlines()]
+        records = [json.loads(line) for line in
+                   (results / "automl/trials" / row["trial_id"] / "train/metrics.jsonl").read_text().splitlines()]
+        epochs = [record["epoch"] for record in records]
         assert epochs == list(range(len(epochs))), f"{row['trial_id']} trained an epoch twice: {epochs}"
         if row["status"] == "completed":
             assert int(row["epochs_run"]) == len(epochs) == 4, row
         # Ranked by all its epochs, those before the checkpoint it resumed from too (the first best wins).
-        seen = [float(json.loads(line)["val_mAP50"]) for line in (results / "automl/trials" / row["trial_id"] /
-                "train/metrics.jsonl").read_text().splitlines()[: int(row["epochs_run"])]]
+        seen = [float(record["val_mAP50"]) for record in records[: int(row["epochs_run"])]]
         assert (float(row["best_val_mAP50"]), int(row["best_epoch"])) == (max(seen), seen.index(max(seen))), row
     _, parents, children = _mlflow_children(results)
     assert len(parents) == 1
