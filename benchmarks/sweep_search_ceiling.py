@@ -15,9 +15,10 @@ full learning curves) and, pooling the seeds' curves, draws sweeps from them (bo
 No sampler learns here (TPE's proposals would have to be trained to be scored), and nothing trains:
 seconds, from the curves alone.
 
-    python benchmarks/sweep_search_ceiling.py WORKDIR [--random-trials 8] [--eta 3] [--draws 20000]
+    python benchmarks/sweep_search_ceiling.py WORKDIR [--random-trials 8] [--eta 3] [--draws 20000] [--save-curves FILE]
 
-WORKDIR: a part-2 --workdir (its seed*_random folders; a --reuse-random folder of links works too).
+WORKDIR: a part-2 --workdir (its seed*_random folders; a --reuse-random folder of links works too), or a
+JSON file of curves that ``--save-curves FILE`` wrote (benchmarks/sweep_search_replay.py reads both).
 """
 from __future__ import annotations
 
@@ -32,18 +33,28 @@ from scipy.stats import spearmanr
 METRIC = "val_mAP50"
 
 
-def full_curves(workdir: Path) -> List[List[float]]:
-    """Every random-search trial's per-epoch METRIC, for the trials that trained the full budget."""
-    curves = []
-    for metrics in sorted(workdir.glob("seed*_random/results/automl/trials/*/train/metrics.jsonl")):
-        curves.append([float(json.loads(line)[METRIC]) for line in metrics.read_text().splitlines() if line.strip()])
+def load_curves(source: Path) -> List[List[float]]:
+    """Every random-search trial's per-epoch METRIC, for the trials that trained the full budget: from a
+    part-2 --workdir, or from a JSON file that :func:`save_curves` wrote."""
+    if source.is_file():
+        curves = json.loads(source.read_text())["curves"]
+    else:
+        curves = []
+        for metrics in sorted(source.glob("seed*_random/results/automl/trials/*/train/metrics.jsonl")):
+            curves.append([float(json.loads(line)[METRIC])
+                           for line in metrics.read_text().splitlines() if line.strip()])
     budget = max((len(curve) for curve in curves), default=0)
     return [curve for curve in curves if len(curve) == budget]
 
 
-def rungs_of(budget: int, eta: int) -> List[int]:
-    """ASHA's rungs with a grace period of 1 epoch: 1, eta, eta^2, ... up to the budget (always last)."""
-    rungs, epoch = [], 1
+def save_curves(curves: List[List[float]], path: Path, source: Path) -> None:
+    """The curves as JSON: a few kilobytes that stand for hours of training (part 2's random searches)."""
+    path.write_text(json.dumps({"metric": METRIC, "from": str(source), "curves": curves}, indent=None) + "\n")
+
+
+def rungs_of(budget: int, eta: int, grace: int = 1) -> List[int]:
+    """ASHA's rungs: grace, grace * eta, grace * eta^2, ... up to the budget (always last)."""
+    rungs, epoch = [], grace
     while epoch < budget:
         rungs.append(epoch)
         epoch *= eta
@@ -69,9 +80,13 @@ def main() -> None:
     parser.add_argument("--eta", type=int, default=3, help="reduction factor")
     parser.add_argument("--draws", type=int, default=20000, help="bootstrap sweeps per row")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-curves", type=Path, default=None, metavar="FILE",
+                        help="also write the full curves to FILE (JSON), for later runs of this and the replay")
     args = parser.parse_args()
 
-    curves = full_curves(args.workdir)
+    curves = load_curves(args.workdir)
+    if args.save_curves:
+        save_curves(curves, args.save_curves, args.workdir)
     if len(curves) < 2:
         raise SystemExit(f"{args.workdir}: fewer than 2 full random-search curves under seed*_random/")
     budget = len(curves[0])
