@@ -31,7 +31,13 @@ this budget the comparison is mostly ASHA's rungs against plain random search.
 
 ``--reuse-random WORKDIR`` reads each seed's random search back from an earlier run's folder (random
 search involves no scheduler, and CPU training is deterministic): after a scheduler or searcher change
-only ASHA runs, 5 to 9 minutes a seed at the larger budget.
+only ASHA runs, 5 to 9 minutes a seed at the larger budget.  Each run also writes random_record.json
+into --workdir (each seed's random-search best, the epoch it came at, its epochs): ``--random-record``
+takes those numbers for seeds whose folders are gone (a 38-minute run saved per seed).
+
+``--early-stopping hyperband`` (or bohb) sets HyperBand + TPE against the same random searches: its first
+bracket is synchronous successive halving, so with ``--asha-trials 24`` it is one bracket of 24 draws that
+fits a third of the epochs.  benchmarks/sweep_search_replay.py compares these rules on recorded curves.
 """
 from __future__ import annotations
 
@@ -43,13 +49,14 @@ import threading
 from datetime import datetime
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from sweep_harness import (METRIC, ROOT, SIZE, VAL_IMAGES, EpochSeen, SweepRun, load, one_class,  # noqa: E402
                            run_sweep_command, write_task)
 from tests.learning.synthetic_shapes import write_shapes_dataset  # noqa: E402
 
 ASHA_SEED_OFFSET = 1000
+RANDOM_RECORD = "random_record.json"   # in --workdir: each seed's random-search numbers, for --random-record
 # Part 2's space: two influential knobs over four decades each, log scale, around the recipe's 1e-3:
 # most of it is expected to learn nothing within a few epochs (too slow below ~1e-4, AdamW unstable
 # above ~1e-2), so the settings matter and a few epochs tell good from bad.
@@ -69,6 +76,10 @@ def add_arguments(parser) -> None:
                         help="part 2's batch size: 4 gives 48 steps an epoch at 192 images, enough for one "
                              "epoch to tell a good learning rate from a bad one")
     parser.add_argument("--grace-period", type=int, default=1, help="ASHA's grace period in part 2 (epochs)")
+    parser.add_argument("--early-stopping", choices=("asha", "hyperband", "bohb"), default="asha",
+                        help="the --algorithm set against random search (hyperband and bohb derive their rungs "
+                             "from --max-epochs and ignore --grace-period; give them --asha-trials, e.g. 24: one "
+                             "successive-halving bracket that fits a third of random search's epochs)")
     parser.add_argument("--asha-budget-fraction", type=float, default=1.0,
                         help="stop ASHA at this fraction of random search's epochs (1/3 settles the goal and "
                              "saves the rest: a seed that has not reached random's best by then has missed it)")
@@ -76,6 +87,11 @@ def add_arguments(parser) -> None:
                         help="take each seed's random search from an earlier run's --workdir (its seedN_random "
                              "folder) instead of running it again: random search does not involve the scheduler, "
                              "and CPU training is deterministic, so only a trainer change calls for a new run")
+    parser.add_argument("--random-record", type=Path, default=None, metavar="JSON",
+                        help="each seed's random-search numbers (best, epoch_of_best, epochs, best_at_third) from "
+                             "an earlier run's random_record.json, for seeds with no --reuse-random folder: the "
+                             "run writes one into --workdir; CPU training is deterministic, so random search's "
+                             "numbers do not change while the trainer does not")
     parser.add_argument("--side-by-side", action="store_true",
                         help="run each seed's random and ASHA sweeps at the same time (4 trials at once: for 4+ "
                              "cores); the epoch counts do not change, only the wall time, and ASHA then runs to "
@@ -116,6 +132,16 @@ def best_so_far(epochs: List[EpochSeen]) -> List[float]:
     return curve
 
 
+def random_summary(run: SweepRun) -> Optional[Dict[str, float]]:
+    """What part 2 needs of a random search (and keeps in RANDOM_RECORD): its best, the epoch it came at,
+    its epochs, its best within a third of them, its wall time.  None when it completed no epoch."""
+    curve = best_so_far(run.epochs)
+    if not curve:
+        return None
+    return {"best": curve[-1], "epoch_of_best": epochs_to_reach(curve, curve[-1]), "epochs": len(curve),
+            "best_at_third": curve[max(1, len(curve) // 3) - 1], "wall": run.wall}
+
+
 def epochs_to_reach(curve: List[float], target: float) -> Optional[int]:
     for index, value in enumerate(curve):
         if value >= target:
@@ -153,8 +179,10 @@ def part_search(args, work: Path) -> List[SeedResult]:
     budget = args.random_trials * args.max_epochs
     asha_budget = budget if args.side_by_side else max(1, math.ceil(budget * args.asha_budget_fraction))
     asha_trials = args.asha_trials or max(args.random_trials, math.ceil(budget / args.grace_period))
-    print(f"\n== (2) ASHA + TPE vs random search at equal epochs: random {args.random_trials} trials x "
-          f"{args.max_epochs} epochs = {budget} epochs; ASHA (grace {args.grace_period}, reduction 3) up to {asha_trials} trials, "
+    arm = (f"ASHA (grace {args.grace_period}, reduction 3)" if args.early_stopping == "asha"
+           else f"{args.early_stopping} (reduction 3; its rungs in the sweep's log)")
+    print(f"\n== (2) {args.early_stopping} + TPE vs random search at equal epochs: random {args.random_trials} trials "
+          f"x {args.max_epochs} epochs = {budget} epochs; {arm} up to {asha_trials} trials, "
           f"stopped at {asha_budget} epochs{'' if args.side_by_side else ' or once it reaches random search best'}; "
           f"{args.search_images} train images, batch {args.search_batch}, 2 trials at a time"
           f"{' (random and ASHA side by side)' if args.side_by_side else ''} ==", flush=True)
@@ -182,7 +210,7 @@ def part_search(args, work: Path) -> List[SeedResult]:
             print(f"    command: cd {root} && PYTHONPATH={ROOT} {shlex.join(run.command)}")
 
     def asha_search(seed: int, target: Optional[float]) -> None:
-        sweep(seed, "asha", ["--algorithm", "asha", "--max-trials", str(asha_trials), "--grace-period",
+        sweep(seed, "asha", ["--algorithm", args.early_stopping, "--max-trials", str(asha_trials), "--grace-period",
                              str(args.grace_period), "--reduction-factor", "3"],
               budget_epochs=asha_budget, stop_at_value=target if target else None)
 
@@ -198,43 +226,54 @@ def part_search(args, work: Path) -> List[SeedResult]:
             for thread in both:
                 thread.join()
     results: List[SeedResult] = []
+    recorded = json.loads(args.random_record.read_text()) if args.random_record else {}
+    record: Dict[str, Dict] = {}
     for seed in args.seeds:
         if (seed, "random") not in runs and args.reuse_random is not None:
             earlier = earlier_run(args.reuse_random / f"seed{seed}_random")
             if earlier is not None:
                 runs[seed, "random"] = earlier
                 print(f"  seed {seed} random: {len(earlier.epochs)} epochs read back from {earlier.root}", flush=True)
-        if (seed, "random") not in runs:
+        if (seed, "random") not in runs and str(seed) not in recorded:
             # Random search first: ASHA's run then stops as soon as it reaches random's best (the epochs it
             # would spend after that cannot change the ratios).  Seed by seed, so a long run that is cut
             # short still has whole seeds.
             random_search(seed)
-        random_curve = best_so_far(runs[seed, "random"].epochs) if (seed, "random") in runs else []
-        if not random_curve:
+        if (seed, "random") in runs:
+            random = random_summary(runs[seed, "random"])
+            record[str(seed)] = random
+            (work / RANDOM_RECORD).write_text(json.dumps(record, indent=1) + "\n")
+        elif str(seed) in recorded:
+            random = recorded[str(seed)]
+            print(f"  seed {seed} random: best {random['best']:.3f} of {random['epochs']} epochs, from "
+                  f"{args.random_record}", flush=True)
+        else:
+            random = None
+        if not random:
             print(f"  seed {seed}: random search completed no epoch; skipped")
             continue
-        target = random_curve[-1]
+        target = random["best"]
         if (seed, "asha") not in runs:
             asha_search(seed, target)
         asha_curve = best_so_far(runs[seed, "asha"].epochs)[:asha_budget]   # epochs past it are not counted
         if not asha_curve:
             print(f"  seed {seed}: ASHA completed no epoch; skipped")
             continue
-        third = max(1, len(random_curve) // 3)
+        third = max(1, random["epochs"] // 3)
         asha_statuses = [row["status"] for row in runs[seed, "asha"].trials()]
         results.append(SeedResult(
-            seed=seed, random_total=len(random_curve), random_best=target,
-            random_epochs_to_best=epochs_to_reach(random_curve, target) or len(random_curve),
+            seed=seed, random_total=random["epochs"], random_best=target,
+            random_epochs_to_best=random["epoch_of_best"],
             asha_total=len(asha_curve), asha_best=asha_curve[-1],
             asha_epochs_to_target=epochs_to_reach(asha_curve, target) if target > 0 else None,
-            random_at_third=random_curve[third - 1], asha_at_third=asha_curve[min(third, len(asha_curve)) - 1],
+            random_at_third=random["best_at_third"], asha_at_third=asha_curve[min(third, len(asha_curve)) - 1],
             asha_trials=f"{len(asha_statuses)} ({asha_statuses.count('pruned')} pruned)",
-            random_wall=runs[seed, "random"].wall, asha_wall=runs[seed, "asha"].wall))
+            random_wall=random.get("wall", math.nan), asha_wall=runs[seed, "asha"].wall))
         reached = results[-1].asha_epochs_to_target
         when = (f"not within its {len(asha_curve)} epochs" if reached is None
-                else f"at epoch {reached} ({reached / len(random_curve):.2f} of random search's {len(random_curve)})")
+                else f"at epoch {reached} ({reached / random['epochs']:.2f} of random search's {random['epochs']})")
         print(f"  seed {seed}: ASHA reached random search's best {target:.3f} {when}: "
-              f"{'met' if reached is not None and reached <= len(random_curve) / 3 else 'not met'}", flush=True)
+              f"{'met' if reached is not None and reached <= random['epochs'] / 3 else 'not met'}", flush=True)
     return results
 
 
