@@ -22,8 +22,9 @@ The rules replayed:
 - ``full-rung ASHA``: the same, except that nobody leaves rung k before it holds eta^(K-k) results
   (K rungs below the budget: the sizes of one successive-halving bracket ending in one trial), or the
   sweep has nobody else to bring there;
-- ``SHA(n)``: synchronous successive halving over n draws (HyperBand's most aggressive bracket, which
-  ``--algorithm hyperband --max-trials n`` runs first), with ``--workers`` idle at the last rungs.
+- ``SHA(n)``: synchronous successive halving over n draws, for n = eta^K and for the most draws whose
+  bracket fits a third of the epochs (HyperBand's most aggressive bracket, which ``--algorithm hyperband
+  --max-trials n`` runs first), with ``--workers`` idle at the last rungs.
 
     python benchmarks/sweep_search_replay.py WORKDIR [--sweeps 2000] [--workers 2] [--trials 216]
 
@@ -187,6 +188,20 @@ def replay_successive_halving(curves: Sequence[Curve], clock: _Clock, n: int, ru
     return clock.reached
 
 
+def halving_epochs(n: int, rungs: Sequence[int], eta: int) -> int:
+    """The epochs synchronous successive halving over n draws trains in all."""
+    spent, trained, size = 0, 0, n
+    for rung in rungs:
+        spent += (rung - trained) * size
+        trained, size = rung, max(1, size // eta)
+    return spent
+
+
+def largest_bracket_within(epochs: int, rungs: Sequence[int], eta: int) -> int:
+    """The most draws successive halving can take within ``epochs`` (at least one)."""
+    return max([n for n in range(1, epochs + 1) if halving_epochs(n, rungs, eta) <= epochs] or [1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("workdir", type=Path)
@@ -229,7 +244,7 @@ def main() -> None:
         "full-rung ASHA": lambda clock: replay_pausing_asha(curves, clock, args.workers, trials, rungs, args.eta,
                                                             fill=full_rungs),
     }
-    for n in sorted({args.eta ** below, round(goal / 3)}):
+    for n in sorted({args.eta ** below, largest_bracket_within(goal, rungs, args.eta)}):
         rules[f"SHA({n})"] = lambda clock, n=n: replay_successive_halving(curves, clock, n, rungs, args.eta)
 
     print(f"{len(curves)} full {max_t}-epoch curves from {args.workdir}; rungs {rungs}; random search "
