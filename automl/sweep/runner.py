@@ -253,7 +253,8 @@ def _live_trials(settings: SweepSettings) -> int:
     if settings.algorithm in ("hyperband", "bohb"):
         from .schedulers import largest_bracket
 
-        live = max(live, min(settings.max_trials, largest_bracket(settings.max_epochs, settings.reduction_factor)))
+        live = max(live, min(settings.max_trials, largest_bracket(settings.max_epochs, settings.reduction_factor,
+                                                                  settings.grace_period)))
     if settings.algorithm == "pbt":
         live = max(live, settings.max_trials)
     return live

@@ -30,10 +30,11 @@ def build_scheduler(settings: SweepSettings, space: SearchSpace) -> TrialSchedul
         return PromotingASHA(**common, max_t=settings.max_epochs, grace_period=settings.grace_period,
                              reduction_factor=settings.reduction_factor, max_trials=settings.max_trials)
     if algorithm == "hyperband":
-        return FullRungsHyperBand(**common, max_t=settings.max_epochs, reduction_factor=settings.reduction_factor)
+        return FullRungsHyperBand(**common, max_t=settings.max_epochs, reduction_factor=settings.reduction_factor,
+                                  grace_period=settings.grace_period)
     if algorithm == "bohb":
         return FullRungsHyperBandForBOHB(**common, max_t=settings.max_epochs,
-                                         reduction_factor=settings.reduction_factor)
+                                         reduction_factor=settings.reduction_factor, grace_period=settings.grace_period)
     if algorithm == "pbt":
         return PBTWithinBudget(
             settings.max_epochs, **common, perturbation_interval=max(1, settings.grace_period),
@@ -253,11 +254,20 @@ def hyperband_rungs(max_t: int, eta: int, s: int) -> List[int]:
     return [min(max_t, max(1, math.ceil(max_t * eta ** (i - s) - 1e-9))) for i in range(s + 1)]
 
 
-def largest_bracket(max_t: int, eta: int) -> int:
+def most_halvings(max_t: int, eta: int, grace: int = 1) -> int:
+    """HyperBand's s_max: the halvings of its most aggressive bracket.  Ray's round(log_eta(max_t)), fewer
+    while that bracket's first rung would come before the grace period (HyperBand's minimum resource,
+    Li et al. 2018: on a task whose first epoch ranks trials poorly, the first rung comes later)."""
+    halvings = int(round(math.log(max_t) / math.log(eta)))
+    while halvings > 0 and hyperband_rungs(max_t, eta, halvings)[0] < grace:
+        halvings -= 1
+    return halvings
+
+
+def largest_bracket(max_t: int, eta: int, grace: int = 1) -> int:
     """Trials in HyperBand's most aggressive bracket: they must all be live (running, pending or paused)
     before its first halving, so the sweep may not hold fewer live trials than this."""
-    s_max_1 = int(round(math.log(max_t) / math.log(eta))) + 1
-    return int(math.ceil(eta ** (s_max_1 - 1)))
+    return int(math.ceil(eta ** most_halvings(max_t, eta, grace)))
 
 
 class _FullRungsBracket(_Bracket):
@@ -296,7 +306,9 @@ class _FullRungsMixin:
                                  max_t_attr=self._max_t_attr, eta=self._eta, s=halvings,
                                  stop_last_trials=self._stop_last_trials)
 
-    def _init_rungs(self) -> None:
+    def _init_rungs(self, grace_period: int) -> None:
+        # Ray counts brackets from its own s_max (round(log_eta(max_t))); with a grace period, fewer.
+        self._s_max_1 = most_halvings(self._max_t_attr, self._eta, grace_period) + 1
         self._get_r0 = lambda s: hyperband_rungs(self._max_t_attr, self._eta, self._aggressiveness(s))[0]
 
     def on_trial_add(self, tune_controller, trial) -> None:
@@ -319,17 +331,17 @@ class _FullRungsMixin:
 
 
 class FullRungsHyperBand(_FullRungsMixin, HyperBandScheduler):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, grace_period: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
-        self._init_rungs()
+        self._init_rungs(grace_period)
 
 
 class FullRungsHyperBandForBOHB(_FullRungsMixin, HyperBandForBOHB):
     _bracket_order_reversed = False
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, grace_period: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
-        self._init_rungs()
+        self._init_rungs(grace_period)
 
 
 class PBTWithinBudget(PopulationBasedTraining):

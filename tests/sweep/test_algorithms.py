@@ -57,6 +57,36 @@ def test_hyperband_and_bohb_fill_their_most_aggressive_bracket_first(algorithm):
     assert [(b._n0, b._rungs) for b in brackets] == [(4, [1, 2, 3]), (3, [2, 3]), (3, [3])]
 
 
+@pytest.mark.parametrize("algorithm", ["hyperband", "bohb"])
+def test_hyperband_and_bohb_start_their_first_rung_at_the_grace_period(algorithm):
+    """The grace period is HyperBand's minimum resource: no bracket compares trials before it (on part 2's
+    task, epoch 1 ranks trials worse than epoch 3).  With max_t 27 and reduction factor 3: brackets of 9,
+    5 and 3 trials at epochs 3-9-27, 9-27 and 27, where grace 1 starts with 27 trials at 1-3-9-27."""
+    from ray.tune.experiment import Trial
+
+    from automl.sweep.runner import _live_trials
+    from automl.sweep.schedulers import build_scheduler
+    from automl.sweep.settings import SweepSettings
+    from search_spaces.parameters import SearchSpace
+
+    def brackets(grace: int):
+        settings = SweepSettings(results_dir=Path("unused"), algorithm=algorithm, max_epochs=27, reduction_factor=3,
+                                 grace_period=grace, max_trials=100)
+        scheduler = build_scheduler(settings, SearchSpace(parameters=()))
+        found = []
+        for index in range(9 + 5 + 3):
+            trial = Trial("function", trial_id=f"t{index}", stub=True)
+            scheduler.on_trial_add(None, trial)
+            bracket = scheduler._trial_info[trial][0]
+            if not found or found[-1] is not bracket:
+                found.append(bracket)
+        return [(b._n0, b._rungs) for b in found], _live_trials(settings)
+
+    assert brackets(3) == ([(9, [3, 9, 27]), (5, [9, 27]), (3, [27])], 9)
+    assert brackets(1)[0][0] == (27, [1, 3, 9, 27]) and brackets(1)[1] == 27
+    assert brackets(27)[0][:1] == [(1, [27])]   # the grace period at the budget: no early stopping
+
+
 def test_pbt_perturbs_no_trial_into_having_nothing_left_to_train():
     """Neither a trial reporting its last epoch nor one that would clone a donor's last epoch is restarted
     (Ray's PBT knows no budget; such a restart trains nothing).  No Tune controller is passed to either:
