@@ -36,8 +36,9 @@ into --workdir (each seed's random-search best, the epoch it came at, its epochs
 takes those numbers for seeds whose folders are gone (a 38-minute run saved per seed).
 
 ``--early-stopping hyperband`` (or bohb) sets HyperBand + TPE against the same random searches: its first
-bracket is synchronous successive halving, so with ``--asha-trials 24`` it is one bracket of 24 draws that
-fits a third of the epochs.  benchmarks/sweep_search_replay.py compares these rules on recorded curves.
+bracket is synchronous successive halving, so with ``--grace-period 3 --asha-trials 9`` it is one bracket
+of 9 draws compared at epochs 3 and 9 (63 epochs, within a third of 216).  benchmarks/sweep_search_replay.py
+compares these rules on recorded curves.
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ from typing import Dict, List, Optional
 
 from sweep_harness import (METRIC, ROOT, SIZE, VAL_IMAGES, EpochSeen, SweepRun, load, one_class,  # noqa: E402
                            run_sweep_command, write_task)
+from automl.sweep.schedulers import hyperband_rungs, most_halvings  # noqa: E402
 from tests.learning.synthetic_shapes import write_shapes_dataset  # noqa: E402
 
 ASHA_SEED_OFFSET = 1000
@@ -78,7 +80,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--grace-period", type=int, default=1, help="ASHA's grace period in part 2 (epochs)")
     parser.add_argument("--early-stopping", choices=("asha", "hyperband", "bohb"), default="asha",
                         help="the --algorithm set against random search (hyperband and bohb derive their rungs "
-                             "from --max-epochs and ignore --grace-period; give them --asha-trials, e.g. 24: one "
+                             "from --max-epochs and --grace-period; give them --asha-trials, e.g. 9 at grace 3: one "
                              "successive-halving bracket that fits a third of random search's epochs)")
     parser.add_argument("--asha-budget-fraction", type=float, default=1.0,
                         help="stop ASHA at this fraction of random search's epochs (1/3 settles the goal and "
@@ -179,8 +181,11 @@ def part_search(args, work: Path) -> List[SeedResult]:
     budget = args.random_trials * args.max_epochs
     asha_budget = budget if args.side_by_side else max(1, math.ceil(budget * args.asha_budget_fraction))
     asha_trials = args.asha_trials or max(args.random_trials, math.ceil(budget / args.grace_period))
-    arm = (f"ASHA (grace {args.grace_period}, reduction 3)" if args.early_stopping == "asha"
-           else f"{args.early_stopping} (reduction 3; its rungs in the sweep's log)")
+    if args.early_stopping == "asha":
+        arm = f"ASHA (grace {args.grace_period}, reduction 3)"
+    else:
+        first = hyperband_rungs(args.max_epochs, 3, most_halvings(args.max_epochs, 3, args.grace_period))
+        arm = f"{args.early_stopping} (reduction 3, grace {args.grace_period}: first bracket's rungs at epochs {first})"
     print(f"\n== (2) {args.early_stopping} + TPE vs random search at equal epochs: random {args.random_trials} trials "
           f"x {args.max_epochs} epochs = {budget} epochs; {arm} up to {asha_trials} trials, "
           f"stopped at {asha_budget} epochs{'' if args.side_by_side else ' or once it reaches random search best'}; "
