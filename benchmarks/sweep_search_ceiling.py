@@ -15,7 +15,7 @@ full learning curves) and, pooling the seeds' curves, draws sweeps from them (bo
 No sampler learns here (TPE's proposals would have to be trained to be scored), and nothing trains:
 seconds, from the curves alone.
 
-    python benchmarks/sweep_search_ceiling.py WORKDIR [--random-trials 8] [--eta 3] [--draws 20000] [--save-curves FILE]
+    python benchmarks/sweep_search_ceiling.py WORKDIR [--random-trials 8] [--eta 3] [--grace-period 1] [--draws 20000] [--save-curves FILE]
 
 WORKDIR: a part-2 --workdir (its seed*_random folders; a --reuse-random folder of links works too), or a
 JSON file of curves that ``--save-curves FILE`` wrote (benchmarks/sweep_search_replay.py reads both).
@@ -61,6 +61,20 @@ def rungs_of(budget: int, eta: int, grace: int = 1) -> List[int]:
     return rungs + [budget]
 
 
+def halving_epochs(n: int, rungs: Sequence[int], eta: int) -> int:
+    """The epochs synchronous successive halving over n draws trains in all."""
+    spent, trained, size = 0, 0, n
+    for rung in rungs:
+        spent += (rung - trained) * size
+        trained, size = rung, max(1, size // eta)
+    return spent
+
+
+def largest_bracket_within(epochs: int, rungs: Sequence[int], eta: int) -> int:
+    """The most draws successive halving can take within ``epochs`` (at least one)."""
+    return max([n for n in range(1, epochs + 1) if halving_epochs(n, rungs, eta) <= epochs] or [1])
+
+
 def successive_halving(draws: Sequence[List[float]], rungs: Sequence[int], eta: int) -> Tuple[float, int]:
     """The best score SHA's finalists reach, and the epochs the whole bracket trains."""
     pool, spent, trained = list(draws), 0, 0
@@ -78,6 +92,7 @@ def main() -> None:
     parser.add_argument("workdir", type=Path)
     parser.add_argument("--random-trials", type=int, default=8, help="random search's trials (part 2's default)")
     parser.add_argument("--eta", type=int, default=3, help="reduction factor")
+    parser.add_argument("--grace-period", type=int, default=1, help="the first rung (part 2: 1 epoch)")
     parser.add_argument("--draws", type=int, default=20000, help="bootstrap sweeps per row")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-curves", type=Path, default=None, metavar="FILE",
@@ -90,7 +105,7 @@ def main() -> None:
     if len(curves) < 2:
         raise SystemExit(f"{args.workdir}: fewer than 2 full random-search curves under seed*_random/")
     budget = len(curves[0])
-    rungs = rungs_of(budget, args.eta)
+    rungs = rungs_of(budget, args.eta, args.grace_period)
     goal_epochs = args.random_trials * budget / 3
     finals = [max(curve) for curve in curves]
     print(f"{len(curves)} full {budget}-epoch curves from {args.workdir}; rungs {rungs}; random search "
@@ -100,8 +115,9 @@ def main() -> None:
         print(f"  rank correlation of the epoch-{rung} score with the best: {rho:.2f}")
 
     rng = random.Random(args.seed)
-    # Bracket sizes around the one whose halving spends a third of random search's epochs (about 3 epochs a draw).
-    sizes = sorted({max(args.eta, round(goal_epochs / factor)) for factor in (4.5, 3.5, 3.0, 2.7)})
+    # Bracket sizes around the largest whose halving fits a third of random search's epochs.
+    fits = largest_bracket_within(int(goal_epochs), rungs, args.eta)
+    sizes = sorted({max(args.eta, round(fits * factor)) for factor in (0.6, 0.8, 0.9, 1.0, 1.1)})
     print(f"  {'draws':>5} | {'oracle':>6} | {'SHA':>5} {'epochs':>6}")
     for n in sizes:
         oracle = halving = spent = 0

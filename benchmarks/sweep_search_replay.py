@@ -50,7 +50,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler  # noqa: E402
 from automl.sweep.schedulers import build_scheduler  # noqa: E402
 from automl.sweep.settings import SweepSettings  # noqa: E402
 from automl.sweep.trial import RERUN_OF, TIME_ATTR  # noqa: E402
-from sweep_search_ceiling import METRIC, load_curves, rungs_of  # noqa: E402
+from sweep_search_ceiling import METRIC, largest_bracket_within, load_curves, rungs_of  # noqa: E402
 
 Curve = List[float]
 
@@ -186,20 +186,6 @@ def replay_successive_halving(curves: Sequence[Curve], clock: _Clock, n: int, ru
         trained = rung
         pool = sorted(pool, key=lambda curve: -curve[rung - 1])[:max(1, len(pool) // eta)]
     return clock.reached
-
-
-def halving_epochs(n: int, rungs: Sequence[int], eta: int) -> int:
-    """The epochs synchronous successive halving over n draws trains in all."""
-    spent, trained, size = 0, 0, n
-    for rung in rungs:
-        spent += (rung - trained) * size
-        trained, size = rung, max(1, size // eta)
-    return spent
-
-
-def largest_bracket_within(epochs: int, rungs: Sequence[int], eta: int) -> int:
-    """The most draws successive halving can take within ``epochs`` (at least one)."""
-    return max([n for n in range(1, epochs + 1) if halving_epochs(n, rungs, eta) <= epochs] or [1])
 
 
 def main() -> None:
