@@ -15,7 +15,8 @@ full learning curves) and, pooling the seeds' curves, draws sweeps from them (bo
 No sampler learns here (TPE's proposals would have to be trained to be scored), and nothing trains:
 seconds, from the curves alone.
 
-    python benchmarks/sweep_search_ceiling.py WORKDIR [--random-trials 8] [--eta 3] [--grace-period 1] [--draws 20000] [--save-curves FILE]
+    python benchmarks/sweep_search_ceiling.py WORKDIR [--random-trials 8] [--eta 3] [--grace-period 1]
+        [--draws 20000] [--save-curves FILE]
 
 WORKDIR: a part-2 --workdir (its seed*_random folders; a --reuse-random folder of links works too), or a
 JSON file of curves that ``--save-curves FILE`` wrote (benchmarks/sweep_search_replay.py reads both).

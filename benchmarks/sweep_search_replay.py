@@ -18,7 +18,8 @@ The rules replayed:
   re-runs of waiting trials included (a re-run replays the same curve: training is deterministic);
 - ``Ray ASHA``: Ray Tune's ASHAScheduler with the same rungs;
 - ``paper ASHA``: Li et al. 2020's rule with pauses: a trial waits at each rung, a free worker first
-  resumes the best waiting trial in its rung's top 1/eta, else starts a new one;
+  resumes the best waiting trial in its rung's top 1/eta, else starts a new one (once no trial is left
+  to start, a rung nobody can reach any more lets its top 1/eta, at least one, go on);
 - ``full-rung ASHA``: the same, except that nobody leaves rung k before it holds eta^(K-k) results
   (K rungs below the budget: the sizes of one successive-halving bracket ending in one trial), or the
   sweep has nobody else to bring there;
@@ -26,7 +27,8 @@ The rules replayed:
   bracket fits a third of the epochs (HyperBand's most aggressive bracket, which ``--algorithm hyperband
   --max-trials n`` runs first), with ``--workers`` idle at the last rungs.
 
-    python benchmarks/sweep_search_replay.py WORKDIR [--sweeps 2000] [--workers 2] [--trials 216]
+    python benchmarks/sweep_search_replay.py WORKDIR [--grace-period 1] [--trials 216] [--sweeps 2000]
+    python benchmarks/sweep_search_replay.py benchmarks/data/part2_random_curves.json --grace-period 3
 
 WORKDIR: a part-2 --workdir (its seed*_random folders), or a JSON file of curves
 (benchmarks/sweep_search_ceiling.py --save-curves).
