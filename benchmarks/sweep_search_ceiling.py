@@ -88,12 +88,18 @@ def successive_halving(draws: Sequence[List[float]], rungs: Sequence[int], eta: 
     return max(max(curve) for curve in pool), spent
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def curve_arguments(description: str) -> argparse.ArgumentParser:
+    """The arguments this and sweep_search_replay.py share: the curves, random search's size, the rungs."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("workdir", type=Path)
     parser.add_argument("--random-trials", type=int, default=8, help="random search's trials (part 2's default)")
     parser.add_argument("--eta", type=int, default=3, help="reduction factor")
     parser.add_argument("--grace-period", type=int, default=1, help="the first rung (part 2: 1 epoch)")
+    return parser
+
+
+def main() -> None:
+    parser = curve_arguments(__doc__)
     parser.add_argument("--draws", type=int, default=20000, help="bootstrap sweeps per row")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-curves", type=Path, default=None, metavar="FILE",

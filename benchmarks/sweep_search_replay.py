@@ -35,7 +35,6 @@ WORKDIR: a part-2 --workdir (its seed*_random folders), or a JSON file of curves
 """
 from __future__ import annotations
 
-import argparse
 import heapq
 import math
 import random
@@ -52,7 +51,8 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler  # noqa: E402
 from automl.sweep.schedulers import build_scheduler  # noqa: E402
 from automl.sweep.settings import SweepSettings  # noqa: E402
 from automl.sweep.trial import RERUN_OF, TIME_ATTR  # noqa: E402
-from sweep_search_ceiling import METRIC, largest_bracket_within, load_curves, rungs_of  # noqa: E402
+from sweep_search_ceiling import (METRIC, curve_arguments, largest_bracket_within, load_curves,  # noqa: E402
+                                  rungs_of)
 
 Curve = List[float]
 
@@ -191,11 +191,7 @@ def replay_successive_halving(curves: Sequence[Curve], clock: _Clock, n: int, ru
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("workdir", type=Path)
-    parser.add_argument("--random-trials", type=int, default=8, help="random search's trials (part 2's default)")
-    parser.add_argument("--eta", type=int, default=3, help="reduction factor")
-    parser.add_argument("--grace-period", type=int, default=1, help="the first rung (part 2: 1 epoch)")
+    parser = curve_arguments(__doc__)
     parser.add_argument("--workers", type=int, default=2, help="trials at once (part 2: 2)")
     parser.add_argument("--trials", type=int, default=0,
                         help="the ASHA rules' --max-trials (0: part 2's default, one grace-period probe per epoch)")

@@ -39,22 +39,27 @@ def test_hyperband_rungs_end_at_the_full_budget_and_grow_by_the_reduction_factor
 @pytest.mark.parametrize("algorithm", ["hyperband", "bohb"])
 def test_hyperband_and_bohb_fill_their_most_aggressive_bracket_first(algorithm):
     """Ray's HyperBand fills the bracket without early stopping first; a small sweep would then stop nothing."""
-    from ray.tune.experiment import Trial
-
     from automl.sweep.schedulers import build_scheduler
     from automl.sweep.settings import SweepSettings
     from search_spaces.parameters import SearchSpace
 
     settings = SweepSettings(results_dir=Path("unused"), algorithm=algorithm, max_epochs=3, reduction_factor=2)
     scheduler = build_scheduler(settings, SearchSpace(parameters=()))
+    assert _brackets_filled(scheduler, 4 + 3 + 3) == [(4, [1, 2, 3]), (3, [2, 3]), (3, [3])]
+
+
+def _brackets_filled(scheduler, trials: int) -> List:
+    """(trials, rungs) of each HyperBand bracket, in the order ``trials`` new trials fill them."""
+    from ray.tune.experiment import Trial
+
     brackets = []
-    for index in range(4 + 3 + 3):
+    for index in range(trials):
         trial = Trial("function", trial_id=f"t{index}", stub=True)
         scheduler.on_trial_add(None, trial)
         bracket = scheduler._trial_info[trial][0]
         if not brackets or brackets[-1] is not bracket:
             brackets.append(bracket)
-    assert [(b._n0, b._rungs) for b in brackets] == [(4, [1, 2, 3]), (3, [2, 3]), (3, [3])]
+    return [(b._n0, b._rungs) for b in brackets]
 
 
 @pytest.mark.parametrize("algorithm", ["hyperband", "bohb"])
@@ -62,8 +67,6 @@ def test_hyperband_and_bohb_start_their_first_rung_at_the_grace_period(algorithm
     """The grace period is HyperBand's minimum resource: no bracket compares trials before it (on part 2's
     task, epoch 1 ranks trials worse than epoch 3).  With max_t 27 and reduction factor 3: brackets of 9,
     5 and 3 trials at epochs 3-9-27, 9-27 and 27, where grace 1 starts with 27 trials at 1-3-9-27."""
-    from ray.tune.experiment import Trial
-
     from automl.sweep.runner import _live_trials
     from automl.sweep.schedulers import build_scheduler
     from automl.sweep.settings import SweepSettings
@@ -73,14 +76,7 @@ def test_hyperband_and_bohb_start_their_first_rung_at_the_grace_period(algorithm
         settings = SweepSettings(results_dir=Path("unused"), algorithm=algorithm, max_epochs=27, reduction_factor=3,
                                  grace_period=grace, max_trials=100)
         scheduler = build_scheduler(settings, SearchSpace(parameters=()))
-        found = []
-        for index in range(9 + 5 + 3):
-            trial = Trial("function", trial_id=f"t{index}", stub=True)
-            scheduler.on_trial_add(None, trial)
-            bracket = scheduler._trial_info[trial][0]
-            if not found or found[-1] is not bracket:
-                found.append(bracket)
-        return [(b._n0, b._rungs) for b in found], _live_trials(settings)
+        return _brackets_filled(scheduler, 9 + 5 + 3), _live_trials(settings)
 
     assert brackets(3) == ([(9, [3, 9, 27]), (5, [9, 27]), (3, [27])], 9)
     assert brackets(1)[0][0] == (27, [1, 3, 9, 27]) and brackets(1)[1] == 27
