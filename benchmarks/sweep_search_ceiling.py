@@ -27,7 +27,7 @@ import argparse
 import json
 import random
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import Iterator, List, Sequence, Tuple
 
 from scipy.stats import spearmanr
 
@@ -76,16 +76,21 @@ def largest_bracket_within(epochs: int, rungs: Sequence[int], eta: int) -> int:
     return max([n for n in range(1, epochs + 1) if halving_epochs(n, rungs, eta) <= epochs] or [1])
 
 
-def successive_halving(draws: Sequence[List[float]], rungs: Sequence[int], eta: int) -> Tuple[float, int]:
-    """The best score SHA's finalists reach, and the epochs the whole bracket trains."""
-    pool, spent, trained = list(draws), 0, 0
+def halving_order(draws: Sequence[List[float]], rungs: Sequence[int], eta: int) -> Iterator[float]:
+    """Every score synchronous successive halving over ``draws`` sees, in the order it trains the epochs:
+    each rung's trials train to it (in draw order), then the top 1/eta of the rung go on."""
+    pool, trained = list(draws), 0
     for rung in rungs:
-        spent += (rung - trained) * len(pool)
+        for curve in pool:
+            yield from curve[trained:rung]
         trained = rung
-        if rung == rungs[-1]:
-            break
         pool = sorted(pool, key=lambda curve: -curve[rung - 1])[:max(1, len(pool) // eta)]
-    return max(max(curve) for curve in pool), spent
+
+
+def successive_halving(draws: Sequence[List[float]], rungs: Sequence[int], eta: int) -> Tuple[float, int]:
+    """The best score SHA sees (at any epoch, as part 2 counts it), and the epochs the whole bracket trains."""
+    scores = list(halving_order(draws, rungs, eta))
+    return max(scores), len(scores)
 
 
 def curve_arguments(description: str) -> argparse.ArgumentParser:

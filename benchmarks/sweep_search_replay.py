@@ -51,8 +51,8 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler  # noqa: E402
 from automl.sweep.schedulers import build_scheduler  # noqa: E402
 from automl.sweep.settings import SweepSettings  # noqa: E402
 from automl.sweep.trial import RERUN_OF, TIME_ATTR  # noqa: E402
-from sweep_search_ceiling import (METRIC, curve_arguments, largest_bracket_within, load_curves,  # noqa: E402
-                                  rungs_of)
+from sweep_search_ceiling import (METRIC, curve_arguments, halving_order, largest_bracket_within,  # noqa: E402
+                                  load_curves, rungs_of)
 
 Curve = List[float]
 
@@ -178,15 +178,10 @@ def replay_pausing_asha(curves: Sequence[Curve], clock: _Clock, workers: int, tr
 
 def replay_successive_halving(curves: Sequence[Curve], clock: _Clock, n: int, rungs: Sequence[int],
                               eta: int) -> Optional[int]:
-    """Synchronous SHA over n draws: each rung's trials train to it (in draw order), then its top 1/eta go on."""
-    pool, trained = [clock.rng.choice(curves) for _ in range(n)], 0
-    for rung in rungs:
-        for curve in pool:
-            for epoch in range(trained, rung):
-                if clock.count(curve[epoch]):
-                    return clock.reached
-        trained = rung
-        pool = sorted(pool, key=lambda curve: -curve[rung - 1])[:max(1, len(pool) // eta)]
+    """Synchronous SHA over n draws (sweep_search_ceiling.halving_order), its epochs counted in order."""
+    for score in halving_order([clock.rng.choice(curves) for _ in range(n)], rungs, eta):
+        if clock.count(score):
+            break
     return clock.reached
 
 
