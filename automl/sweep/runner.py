@@ -28,6 +28,7 @@ from .driver_claim import DriverClaim
 from .finish import SweepOutcome, finish, start_report, timed
 from .records import TrialsTable
 from .settings import SweepSettings
+from .torn_state import mend_torn_state
 
 EXPERIMENT_NAME = "sweep"
 TIMINGS_FILE = "timings.json"   # where the driver's own time went (benchmarks/bench_sweep.py reads it)
@@ -50,6 +51,8 @@ def run_sweep(skill: str, spec: Dict[str, Any], space: SearchSpace, settings: Sw
     with DriverClaim(settings.automl_dir):
         if settings.resume:   # the killed driver's and its trainers' half-written files (their targets are whole)
             remove_stale_temporaries(settings.automl_dir)
+            if experiment.is_dir():   # Ray's, torn by a kill while they were copied to the storage path
+                mend_torn_state(experiment, log)
         return _run_sweep(skill, spec, space, settings, experiment, log, started)
 
 

@@ -15,6 +15,7 @@ from typing import Dict
 import pytest
 import yaml
 
+from automl.sweep.torn_state import is_whole
 from tests.faults.fault_sweep import assert_nothing_lost
 
 from .tiny_sweep import tiny_sweep_spec
@@ -152,7 +153,9 @@ def _saved_asha_state(results: Path):
     import ray.cloudpickle as ray_pickle
 
     saved = sorted((results / "automl/ray/sweep").glob("callback-states-*.pkl"))
-    states = ray_pickle.loads(saved[-1].read_bytes()).values() if saved else ()
+    if not saved or not is_whole(saved[-1]):   # none yet, or being copied there: the next poll reads it whole
+        return None
+    states = ray_pickle.loads(saved[-1].read_bytes()).values()
     return next((state["scheduler"] for state in states if state and "scheduler" in state), None)
 
 
@@ -176,9 +179,13 @@ def test_asha_s_rungs_survive_a_killed_driver_and_resume(tmp_path):
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
     stopped_before = sorted(set(before["rungs"][-1][1]) & set(before["ended"]))
+    # As if the kill came while Ray copied its state to the storage path: the rungs' file is torn there.
+    saved = sorted((results / "automl/ray/sweep").glob("callback-states-*.pkl"))[-1]
+    saved.write_bytes(saved.read_bytes()[: saved.stat().st_size // 2])
 
     done = _sweep(spec, "--resume", *args)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert f"the killed driver tore {saved.name}; its session's state was restored" in done.stdout + done.stderr
     after = _saved_asha_state(results)
     # Trials that ended before the kill report nothing again: their epoch-1 results are in the resumed
     # sweep's first rung only because its state was restored (or they were proposed again from it).
