@@ -1,0 +1,47 @@
+"""The search-goal tools (benchmarks/sweep_search_ceiling.py, sweep_search_replay.py) count what part 2 counts.
+
+They drive the product's own ASHA scheduler on recorded curves, so a scheduler change shows in their
+numbers; these tests keep them running and their epoch counts exact.
+"""
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = ROOT / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+from sweep_search_ceiling import halving_epochs, largest_bracket_within, rungs_of  # noqa: E402
+from sweep_search_replay import _Clock, replay_successive_halving  # noqa: E402
+
+RISING = [round(0.1 * epoch, 1) for epoch in range(1, 10)]   # 0.1 at epoch 1 ... 0.9 at epoch 9
+
+
+def _clock(target: float, budget: int = 100) -> _Clock:
+    return _Clock(random.Random(0), jitter=0.0, start_cost=0.0, budget=budget, target=target)
+
+
+def test_successive_halving_trains_each_rung_in_full_before_the_next():
+    rungs = rungs_of(9, eta=3)
+    assert rungs == [1, 3, 9]
+    # 9 draws x 1 epoch, then 3 of them to epoch 3 (2 more each), then 1 to epoch 9 (6 more).
+    assert halving_epochs(9, rungs, eta=3) == 9 + 3 * 2 + 6 == 21
+    assert largest_bracket_within(21, rungs, eta=3) == 9 and largest_bracket_within(20, rungs, eta=3) < 9
+    # Epochs are counted as they complete: 0.3 comes with the first trial's third epoch, 0.9 with the last.
+    assert replay_successive_halving([RISING], _clock(0.3), 9, rungs, eta=3) == 9 + 2
+    assert replay_successive_halving([RISING], _clock(0.9), 9, rungs, eta=3) == 21
+    assert replay_successive_halving([RISING], _clock(0.95), 9, rungs, eta=3) is None
+
+
+def test_the_replay_runs_every_rule_on_the_recorded_curves():
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "sweep_search_replay.py"),
+                           str(BENCHMARKS / "data/part2_random_curves.json"), "--grace-period", "3", "--sweeps", "20"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line.split("|")[0].strip(): line.split("|")[1].strip() for line in done.stdout.splitlines()
+            if line.count("|") == 2 and "P(goal)" not in line}
+    assert {"tao-automl asha", "Ray ASHA", "paper ASHA", "full-rung ASHA", "SHA(9)"} <= set(rows), done.stdout
+    assert all(0.0 <= float(p) <= 1.0 for p in rows.values()), rows
