@@ -17,3 +17,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def shapes_model(tmp_path_factory):
+    """The tiny preset trained on the drawn shapes (tests/learning/trained_shapes.py), once for the session."""
+    from tests.learning.trained_shapes import train_shapes_model
+
+    return train_shapes_model(tmp_path_factory.mktemp("shapes_model"))
