@@ -15,7 +15,7 @@ exactly once with its status and reason, no ``*.tmp`` left, every ``.pth`` loads
 
 The other faults: a NaN loss and retries (``automl_max_retries``) in ``test_retries.py``; killing the sweep
 driver itself and ``--resume`` in
-``tests/sweep/test_sweep_run.py::test_resume_after_the_driver_is_killed_loses_no_trial_and_runs_none_twice``.
+``tests/sweep/test_sweep_run.py::test_a_killed_asha_sweep_resumes_with_its_rungs_and_loses_no_trial_and_runs_none_twice``.
 """
 from __future__ import annotations
 

@@ -101,46 +101,6 @@ def test_asha_sweep_prunes_tracks_exports_and_its_best_spec_retrains_the_same(tm
         assert after["loss"] == pytest.approx(before["loss"], rel=1e-5)
 
 
-def test_resume_after_the_driver_is_killed_loses_no_trial_and_runs_none_twice(tmp_path):
-    spec = tiny_sweep_spec(tmp_path, epochs=2, train_count=8, val_count=4)
-    results = tmp_path / "results"
-    command = [sys.executable, "-m", "automl.cli", "sweep", "--skill", "rtdetr", "-e", str(spec),
-               "--algorithm", "random", "--max-trials", "4", "--max-concurrent", "1", "--seed", "2"]
-    driver = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline:
-            if (results / "automl/trials.csv").is_file() and \
-                    sum(r["status"] == "completed" for r in _rows(results)) >= 1:
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail("no trial completed in time")
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)   # the driver and the local Ray it started
-        driver.wait()
-    before = {r["trial_id"]: r for r in _rows(results)}
-    completed_before = [t for t, r in before.items() if r["status"] == "completed"]
-    starts_before = {t: _starts(results, t) for t in completed_before}
-    # What a writer killed mid-write leaves (trainers.atomic_write), planted so the clean-up is always tested.
-    (results / "automl/.trials.csv.killed01.tmp").write_text("trial_id,sta")
-    (results / "automl/trials" / completed_before[0] / "train/.model_latest.pth.killed02.tmp").write_bytes(b"PK")
-
-    done = _sweep(spec, "--resume", "--algorithm", "random", "--max-trials", "4", "--max-concurrent", "1")
-    assert done.returncode == 0, done.stderr[-3000:]
-    rows = _rows(results)
-    assert len(rows) == 4 and len({r["trial_id"] for r in rows}) == 4, [r["trial_id"] for r in rows]
-    assert all(r["status"] == "completed" for r in rows)
-    for trial_id in completed_before:
-        assert _starts(results, trial_id) == starts_before[trial_id], f"{trial_id} was trained again"
-    _, parents, children = _mlflow_children(results)
-    assert len(parents) == 1
-    assert sorted(c.data.tags["tao_automl.trial_id"] for c in children) == sorted(r["trial_id"] for r in rows)
-    assert (results / "automl/export/model.onnx").is_file()
-    assert_nothing_lost(results, rows)   # issue 9's expected result, as for every fault in tests/faults
-
-
 def _starts(results: Path, trial_id: str) -> int:
     """How many times the trainer started in a trial's folder (status.json's STARTED records)."""
     status = results / "automl/trials" / trial_id / "train/status.json"
@@ -159,7 +119,7 @@ def _saved_asha_state(results: Path):
     return next((state["scheduler"] for state in states if state and "scheduler" in state), None)
 
 
-def test_asha_s_rungs_survive_a_killed_driver_and_resume(tmp_path):
+def test_a_killed_asha_sweep_resumes_with_its_rungs_and_loses_no_trial_and_runs_none_twice(tmp_path):
     spec = tiny_sweep_spec(tmp_path, epochs=2, train_count=8, val_count=4)
     results = tmp_path / "results"
     args = ["--algorithm", "asha", "--max-trials", "3", "--max-concurrent", "1", "--grace-period", "1",
@@ -182,6 +142,9 @@ def test_asha_s_rungs_survive_a_killed_driver_and_resume(tmp_path):
     # As if the kill came while Ray copied its state to the storage path: the rungs' file is torn there.
     saved = sorted((results / "automl/ray/sweep").glob("callback-states-*.pkl"))[-1]
     saved.write_bytes(saved.read_bytes()[: saved.stat().st_size // 2])
+    # What a writer killed mid-write leaves (trainers.atomic_write), planted so the clean-up is always tested.
+    (results / "automl/.trials.csv.killed01.tmp").write_text("trial_id,sta")
+    (results / "automl/trials" / stopped_before[0] / "train/.model_latest.pth.killed02.tmp").write_bytes(b"PK")
 
     done = _sweep(spec, "--resume", *args)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -197,6 +160,11 @@ def test_asha_s_rungs_survive_a_killed_driver_and_resume(tmp_path):
     assert sorted(after["added"]) == sorted(r["trial_id"] for r in rows)
     assert {p.name for p in (results / "automl/trials").iterdir()} == {r["trial_id"] for r in rows}
     assert {r["status"] for r in rows} <= {"completed", "pruned"} and "completed" in {r["status"] for r in rows}
+    _, parents, children = _mlflow_children(results)
+    assert len(parents) == 1
+    assert sorted(c.data.tags["tao_automl.trial_id"] for c in children) == sorted(r["trial_id"] for r in rows)
+    assert (results / "automl/export/model.onnx").is_file()
+    assert_nothing_lost(results, rows, pruning=True)   # issue 9's expected result, as for every fault in tests/faults
 
 
 def _saved_trial_statuses(results: Path) -> Dict[str, str]:
