@@ -47,7 +47,8 @@ def mend_torn_state(experiment: Path, log: Callable[[str], None] = print,
                             f"remains: nothing to resume; move {experiment.parent} aside and start the sweep "
                             f"again (trials.csv and the trial folders beside it are kept)")
     for session in sorted({session_of(path) for path in torn}):
-        files = [path for path in state if session_of(path) == session]
+        # A file without a session in its name stands alone: only the torn one itself goes aside.
+        files = [path for path in (state if session else torn) if session_of(path) == session]
         names = ", ".join(path.name for path in torn if session_of(path) == session)
         staging = staging_folder(experiment.name, session, [path.name for path in files], root)
         for path in files:

@@ -133,3 +133,12 @@ def test_a_torn_state_with_nothing_to_fall_back_on_stops_the_resume_with_one_lin
     message = str(raised.value)
     assert "\n" not in message and name in message and "nothing to resume" in message
     assert (experiment / name).exists() or (experiment / f"{name}.torn").exists()   # kept for a look
+
+
+def test_a_torn_file_outside_any_session_goes_aside_alone(tmp_path):
+    experiment = _experiment(tmp_path)
+    stray = experiment / "basic-variant-state.json"
+    stray.write_text('{"counter": ')
+    mend_torn_state(experiment, print, tmp_path / "ray")
+    assert (experiment / "basic-variant-state.json.torn").exists() and is_whole(experiment / "tuner.pkl")
+    assert len(list(experiment.glob("*.torn"))) == 1
