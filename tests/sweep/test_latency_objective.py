@@ -324,24 +324,27 @@ def test_a_measurement_is_reused_for_the_same_architecture_only(tmp_path):
 
 @pytest.mark.slow
 def test_a_budgeted_sweep_stops_models_over_budget_and_its_winner_fits(tmp_path):
-    """Tiny trials on a local Ray (about 2 minutes on 2 idle cores, 4 on busy ones): the budget sits
-    between the resnet_18 model and the resnet_50 one (their geometric mean, measured the way trials
-    measure).  Seed 2's first trial is resnet_50 with one decoder layer, the smallest resnet_50 model:
-    over the budget, so every later resnet_50 proposal is skipped as no faster (the very same model
-    after a second measurement) and the other trials are resnet_18 models that fit."""
+    """Tiny trials on a local Ray (about 1 minute on 2 idle cores, 2 on busy ones): the budget sits
+    between the slowest resnet_18 model the sweep can propose and the fastest resnet_101 one (their
+    geometric mean, measured the way trials measure; about 8 and 21 ms, so either side has 1.6x of room
+    for a noisy measurement).  Seed 2's first trial is resnet_101 with one decoder layer, the smallest
+    resnet_101 model: over the budget, so every later resnet_101 proposal is skipped as no faster (the
+    very same model after a second measurement) and the other trials are resnet_18 models that fit."""
     # The spec's resnet_18 is the deepest backbone searched unless a range_override widens it: here it does.
     spec_file = tiny_sweep_spec(tmp_path, epochs=1, train_count=8, val_count=4,
                                 searched=("train.optim.lr", "model.backbone", "model.dec_layers"),
-                                automl={"range_override": {"model.backbone": {"choices": ["resnet_18", "resnet_50"]}}})
+                                automl={"range_override": {"model.backbone": {"choices": ["resnet_18", "resnet_101"]}}})
 
-    def probe(backbone: str) -> float:
-        spec = load_spec_dict("rtdetr", spec_file, [f"model.backbone={backbone}", "model.dec_layers=1"], "train")
+    def probe(backbone: str, dec_layers: int) -> float:
+        spec = load_spec_dict("rtdetr", spec_file, [f"model.backbone={backbone}", f"model.dec_layers={dec_layers}"],
+                              "train")
         folder = tmp_path / f"probe_{backbone}"
         folder.mkdir()
         (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
         return trial_latency(spec, folder / "spec.yaml", folder, threads=1, iterations=20, cwd=ROOT).latency_ms
 
-    budget = round((probe("resnet_18") * probe("resnet_50")) ** 0.5, 3)   # resnet_50: about 2.5 x resnet_18
+    # dec_layers is searched in [1, 4]: the tiny spec's 2, halved and doubled (search_spaces/ranges.py).
+    budget = round((probe("resnet_18", 4) * probe("resnet_101", 1)) ** 0.5, 3)
     done = subprocess.run(
         [sys.executable, "-m", "automl.cli", "sweep", "--skill", "rtdetr", "-e", str(spec_file),
          "--latency-budget-ms", str(budget), "--algorithm", "asha", "--max-trials", "3", "--max-concurrent", "1",
