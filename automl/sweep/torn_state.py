@@ -64,8 +64,9 @@ def mend_torn_state(experiment: Path, log: Callable[[str], None] = print,
             log(f"{experiment}: the killed driver tore {names} and no staging copy remains; its session's "
                 f"state is set aside as *{TORN_SUFFIX} and the sweep resumes from the session before")
     if torn and not any(experiment.glob("experiment_state-*.json")):
+        aside = sorted(experiment.glob(f"experiment_state-*.json{TORN_SUFFIX}"))
         raise UserError(f"{experiment}: the killed driver tore its only experiment state "
-                        f"({torn[0].name}, now {torn[0].name}{TORN_SUFFIX}): nothing to resume; move "
+                        f"({aside[-1].name if aside else 'experiment_state-*.json'}): nothing to resume; move "
                         f"{experiment.parent} aside and start the sweep again")
     return torn
 
