@@ -14,6 +14,7 @@ from ray.tune.schedulers.hyperband import _Bracket
 
 from search_spaces.parameters import SearchSpace
 
+from .rung_score import rung_result
 from .settings import SweepSettings
 from .trial import RERUN_OF, TIME_ATTR
 
@@ -124,9 +125,9 @@ class _PromotingBracket(_AsyncBracket):
     def _requeue_the_top_of(self, recorded: Dict[str, float]) -> None:
         """Hand waiting trials now in the rung's top 1/eta to :attr:`requeue` (once each; their results
         leave the rung, which their re-runs rejoin).  The top as Ray's rule draws it for an arrival (a score
-        not below the cutoff): when most results are tied at 0, as at epoch 1 they often are, later zeros
-        pass, and a zero that arrived first must not be the only one stopped for good (measured: the demo
-        lost the configuration it had won with, 0.54, that way)."""
+        not below the cutoff): when results tie at the cutoff (zeros a trainer reported no loss with: see
+        :mod:`.rung_score`), later ones pass, and one that arrived first must not be the only one stopped
+        for good (measured: the demo lost the configuration it had won with, 0.54, that way)."""
         if self.requeue is None or len(recorded) < self.rf:
             return
         cutoff = self.cutoff(recorded)
@@ -142,7 +143,8 @@ class PromotingASHA(ASHAScheduler):
 
     One bracket (the most aggressive: every trial may stop at the grace period); a trial that reaches max_t
     ends there.  :meth:`requeue_with` connects the searcher that proposes a waiting trial's configuration
-    again; a re-run is one of the sweep's ``max_trials``.
+    again; a re-run is one of the sweep's ``max_trials``.  Rungs rank trials by :func:`.rung_score.rung_result`
+    (zeros by their training loss).
     """
 
     def __init__(self, *, grace_period: int, max_t: int, reduction_factor: float, max_trials: int, **kwargs):
@@ -207,14 +209,14 @@ class PromotingASHA(ASHAScheduler):
         self._brackets[0].ended.add(trial.trial_id)
 
     def on_trial_result(self, tune_controller, trial, result: Dict[str, Any]) -> str:
-        action = super().on_trial_result(tune_controller, trial, result)
+        action = super().on_trial_result(tune_controller, trial, rung_result(result, self._metric, self._mode))
         if action == TrialScheduler.STOP:
             self._ended(trial)
         return action
 
     def on_trial_complete(self, tune_controller, trial, result: Dict[str, Any]) -> None:
         self._ended(trial)
-        super().on_trial_complete(tune_controller, trial, result)
+        super().on_trial_complete(tune_controller, trial, rung_result(result, self._metric, self._mode))
 
     def on_trial_error(self, tune_controller, trial) -> None:
         self._ended(trial)
@@ -310,6 +312,10 @@ class _FullRungsMixin:
         # Ray counts brackets from its own s_max (round(log_eta(max_t))); with a grace period, fewer.
         self._s_max_1 = most_halvings(self._max_t_attr, self._eta, grace_period) + 1
         self._get_r0 = lambda s: hyperband_rungs(self._max_t_attr, self._eta, self._aggressiveness(s))[0]
+
+    def on_trial_result(self, tune_controller, trial, result: Dict[str, Any]) -> str:
+        # A bracket halves by these scores: trials at 0 in the order of their training loss.
+        return super().on_trial_result(tune_controller, trial, rung_result(result, self._metric, self._mode))
 
     def on_trial_add(self, tune_controller, trial) -> None:
         """On ``--resume`` Ray adds back every trial of the saved experiment, the finished ones too.  A

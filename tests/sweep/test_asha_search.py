@@ -5,6 +5,7 @@
   a trial that stopped waiting is run again when it turns out to rank in the rung's top;
 - a higher rung's first arrival must still rank in the top of the rung below, unless no running trial
   outranks it there; simulated sweeps show some trial always reaches the budget;
+- trials at 0 val_mAP50 rank by training loss at ASHA's and HyperBand's rungs, below every score above 0;
 - ASHA's state (rungs, waiting trials) survives ``--resume``;
 - TPE's random start-up is a handful of trials, not a third of the sweep or Optuna's 10;
 - a re-run passes the first rung, and trials.csv and MLflow name the trial it repeats;
@@ -26,6 +27,7 @@ import ray.cloudpickle as ray_pickle
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
+from automl.sweep.rung_score import rung_result
 from automl.sweep.schedulers import SchedulerState, build_scheduler
 from automl.sweep.searchers import build_searcher, startup_trials
 from automl.sweep.settings import SweepSettings
@@ -52,11 +54,11 @@ def _asha(max_epochs: int = 9, grace: int = 1, rf: int = 3):
     return scheduler._brackets[0]
 
 
-def _report(scheduler, trial_id: str, epoch: int, value: float, rerun_of: str = "") -> str:
-    """One epoch's result of a trial (added to the scheduler on its first)."""
+def _report(scheduler, trial_id: str, epoch: int, value: float, rerun_of: str = "", **more) -> str:
+    """One epoch's result of a trial (added to the scheduler on its first); ``more``: other metrics."""
     if trial_id not in scheduler._trial_info and epoch == 1:
         scheduler.on_trial_add(None, _Trial(trial_id, rerun_of=rerun_of))
-    return scheduler.on_trial_result(None, _Trial(trial_id), {TIME_ATTR: epoch, "val_mAP50": value})
+    return scheduler.on_trial_result(None, _Trial(trial_id), {TIME_ATTR: epoch, "val_mAP50": value, **more})
 
 
 def test_the_first_arrivals_at_asha_s_first_rung_stop_and_later_ones_pass_in_the_top_third():
@@ -91,6 +93,54 @@ def test_a_waiting_zero_runs_again_when_the_zeros_after_it_pass_the_rung():
     assert _report(scheduler, "a", 1, 0.0) == TrialScheduler.STOP   # first: waits
     assert _report(scheduler, "b", 1, 0.0) == TrialScheduler.CONTINUE   # Ray's rule: not below the cutoff, 0
     assert asked == ["a"]   # so "a", tied with it, is no worse and runs again
+
+
+def test_zeros_at_a_rung_rank_by_training_loss_so_only_the_fastest_learners_among_them_go_on():
+    # A wide learning-rate range: at epoch 1 every trial's val_mAP50 is 0.  Those that learn nothing keep
+    # a loss near their first (27); those that learn lower it.  Ray's rule alone lets every zero through
+    # once the rung is mostly zeros (the cutoff is 0 and 0 is not below it).
+    scheduler, asked = _asha_scheduler(max_trials=40), []
+    scheduler.requeue_with(lambda trial_id: asked.append(trial_id) or True)
+    arrivals = [("a", 27.0), ("b", 26.9), ("c", 27.1), ("learns", 21.0), ("e", 27.2), ("f", 27.3),
+                ("learns_more", 19.5), ("h", 27.05)]
+    actions = {t: _report(scheduler, t, 1, 0.0, loss=loss) for t, loss in arrivals}
+    assert [t for t, action in actions.items() if action == TrialScheduler.CONTINUE] == ["learns", "learns_more"]
+    # The first two arrivals waited; each was asked back once in its rung's top third as it stood
+    # (b, the lower loss, when c arrived; a when only c and e were below it).  c, e, f and h stop for good.
+    assert asked == ["b", "a"]
+    # Any score above 0 still outranks every zero, whatever the losses.
+    assert _report(scheduler, "finds_one_box", 1, 0.001, loss=30.0) == TrialScheduler.CONTINUE
+
+
+def test_a_rung_score_orders_zeros_by_loss_below_every_real_score_and_changes_nothing_else():
+    zeros = [rung_result({"val_mAP50": 0.0, "loss": loss}, "val_mAP50", "max")["val_mAP50"]
+             for loss in (0.0, 0.5, 20.0, 27.0, 1e6)]
+    assert zeros == sorted(zeros, reverse=True) and len(set(zeros)) == len(zeros)
+    assert all(-1e-9 < z <= 0.0 < 1e-6 for z in zeros)
+    reported = {"val_mAP50": 0.0, "loss": 20.0}
+    assert rung_result(reported, "val_mAP50", "max") is not reported and reported["val_mAP50"] == 0.0
+    for result, mode in (({"val_mAP50": 0.2, "loss": 20.0}, "max"), ({"val_mAP50": 0.0}, "max"),
+                         ({"val_mAP50": 0.0, "loss": math.nan}, "max"), ({"val_loss": 0.0, "loss": 3.0}, "min")):
+        assert rung_result(result, next(iter(result)), mode) is result
+
+
+def test_hyperband_halves_a_rung_of_zeros_by_training_loss():
+    settings = SweepSettings(results_dir=Path("unused"), algorithm="hyperband", max_trials=3, max_epochs=3,
+                             grace_period=1, reduction_factor=3)
+    scheduler, stopped = build_scheduler(settings, space=None), []
+    controller = SimpleNamespace(stop_trial=stopped.append)   # what the bracket asks of Ray's trial runner
+    trials = {name: _Trial(name) for name in ("slow", "fast", "dead")}
+    for trial in trials.values():
+        trial.is_saving = False
+        scheduler.on_trial_add(controller, trial)
+    for name, loss in (("slow", 24.0), ("fast", 19.0)):
+        assert scheduler.on_trial_result(controller, trials[name], {TIME_ATTR: 1, "val_mAP50": 0.0,
+                                                                    "loss": loss}) == TrialScheduler.PAUSE
+        trials[name].status = Trial.PAUSED
+    # The last arrival completes the rung: the bracket keeps its top third, the lowest loss.
+    assert scheduler.on_trial_result(controller, trials["dead"], {TIME_ATTR: 1, "val_mAP50": 0.0,
+                                                                   "loss": 27.0}) == TrialScheduler.STOP
+    assert stopped == [trials["slow"]] and trials["fast"] not in stopped
 
 
 def test_a_rerun_passes_the_first_rung_even_when_better_results_arrived_while_it_repeated_its_epochs():
