@@ -5,7 +5,8 @@
   a trial that stopped waiting is run again when it turns out to rank in the rung's top;
 - a higher rung's first arrival must still rank in the top of the rung below, unless no running trial
   outranks it there; simulated sweeps show some trial always reaches the budget;
-- trials at 0 val_mAP50 rank by training loss at ASHA's and HyperBand's rungs, below every score above 0;
+- trials below a noise floor of val_mAP50 (0 or chance matches) rank by training loss at ASHA's and
+  HyperBand's rungs, below every score at the floor or above, and TPE orders them the same way;
 - ASHA's state (rungs, waiting trials) survives ``--resume``;
 - TPE's random start-up is a handful of trials, not a third of the sweep or Optuna's 10;
 - a re-run passes the first rung, and trials.csv and MLflow name the trial it repeats;
@@ -27,7 +28,7 @@ import ray.cloudpickle as ray_pickle
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from automl.sweep.rung_score import rung_result
+from automl.sweep.rung_score import NOISE_FLOOR, rung_result
 from automl.sweep.schedulers import SchedulerState, build_scheduler
 from automl.sweep.searchers import build_searcher, startup_trials
 from automl.sweep.settings import SweepSettings
@@ -95,32 +96,35 @@ def test_a_waiting_zero_runs_again_when_the_zeros_after_it_pass_the_rung():
     assert asked == ["a"]   # so "a", tied with it, is no worse and runs again
 
 
-def test_zeros_at_a_rung_rank_by_training_loss_so_only_the_fastest_learners_among_them_go_on():
-    # A wide learning-rate range: at epoch 1 every trial's val_mAP50 is 0.  Those that learn nothing keep
-    # a loss near their first (27); those that learn lower it.  Ray's rule alone lets every zero through
-    # once the rung is mostly zeros (the cutoff is 0 and 0 is not below it).
+def test_near_zero_scores_at_a_rung_rank_by_training_loss_so_only_the_fastest_learners_among_them_go_on():
+    # A wide learning-rate range: at epoch 1 every trial's val_mAP50 is 0 or a few chance matches, which
+    # favour nobody in particular (here the dead "c").  Those that learn nothing keep a loss near their
+    # first (27); those that learn lower it.  Ray's rule alone would let the chance matches through.
     scheduler, asked = _asha_scheduler(max_trials=40), []
     scheduler.requeue_with(lambda trial_id: asked.append(trial_id) or True)
-    arrivals = [("a", 27.0), ("b", 26.9), ("c", 27.1), ("learns", 21.0), ("e", 27.2), ("f", 27.3),
-                ("learns_more", 19.5), ("h", 27.05)]
-    actions = {t: _report(scheduler, t, 1, 0.0, loss=loss) for t, loss in arrivals}
+    arrivals = [("a", 0.0005, 27.0), ("b", 0.0, 26.9), ("c", 0.0016, 27.1), ("learns", 0.0, 21.0),
+                ("e", 0.0008, 27.2), ("f", 0.0003, 27.3), ("learns_more", 0.0027, 19.5), ("h", 0.0, 27.05)]
+    actions = {t: _report(scheduler, t, 1, score, loss=loss) for t, score, loss in arrivals}
     assert [t for t, action in actions.items() if action == TrialScheduler.CONTINUE] == ["learns", "learns_more"]
     # The first two arrivals waited; each was asked back once in its rung's top third as it stood
     # (b, the lower loss, when c arrived; a when only c and e were below it).  c, e, f and h stop for good.
     assert asked == ["b", "a"]
-    # Any score above 0 still outranks every zero, whatever the losses.
-    assert _report(scheduler, "finds_one_box", 1, 0.001, loss=30.0) == TrialScheduler.CONTINUE
+    # A score at the noise floor or above outranks every one below it, whatever the losses...
+    assert _report(scheduler, "finds_boxes", 1, NOISE_FLOOR, loss=30.0) == TrialScheduler.CONTINUE
+    # ...and one just below it is ranked by its loss like the rest.
+    assert _report(scheduler, "chance", 1, 0.9 * NOISE_FLOOR, loss=30.0) == TrialScheduler.STOP
 
 
-def test_a_rung_score_orders_zeros_by_loss_below_every_real_score_and_changes_nothing_else():
-    zeros = [rung_result({"val_mAP50": 0.0, "loss": loss}, "val_mAP50", "max")["val_mAP50"]
-             for loss in (0.0, 0.5, 20.0, 27.0, 1e6)]
-    assert zeros == sorted(zeros, reverse=True) and len(set(zeros)) == len(zeros)
-    assert all(-1e-9 < z <= 0.0 < 1e-6 for z in zeros)
-    reported = {"val_mAP50": 0.0, "loss": 20.0}
-    assert rung_result(reported, "val_mAP50", "max") is not reported and reported["val_mAP50"] == 0.0
-    for result, mode in (({"val_mAP50": 0.2, "loss": 20.0}, "max"), ({"val_mAP50": 0.0}, "max"),
-                         ({"val_mAP50": 0.0, "loss": math.nan}, "max"), ({"val_loss": 0.0, "loss": 3.0}, "min")):
+def test_a_rung_score_orders_near_zeros_by_loss_below_the_noise_floor_and_changes_nothing_else():
+    near_zeros = [rung_result({"val_mAP50": score, "loss": loss}, "val_mAP50", "max")["val_mAP50"]
+                  for score, loss in ((0.009, 0.0), (0.0, 0.5), (0.0016, 20.0), (0.0, 27.0), (0.0005, 1e6))]
+    assert near_zeros == sorted(near_zeros, reverse=True) and len(set(near_zeros)) == len(near_zeros)
+    assert all(-1e-9 < z <= 0.0 for z in near_zeros)
+    reported = {"val_mAP50": 0.0016, "loss": 20.0}
+    assert rung_result(reported, "val_mAP50", "max") is not reported and reported["val_mAP50"] == 0.0016
+    for result, mode in (({"val_mAP50": NOISE_FLOOR, "loss": 20.0}, "max"), ({"val_mAP50": 0.2, "loss": 20.0}, "max"),
+                         ({"val_mAP50": 0.0}, "max"), ({"val_mAP50": 0.0, "loss": math.nan}, "max"),
+                         ({"val_loss": 0.0, "loss": 3.0}, "min")):
         assert rung_result(result, next(iter(result)), mode) is result
 
 
@@ -315,8 +319,13 @@ def _distance_to_good_lr(config) -> float:
     return abs(math.log10(config["train.optim.lr"]) + 3.0)   # the made-up score peaks at lr 1e-3
 
 
-def _pruned_sweep(algorithm: str, trials: int = 14):
-    """Every trial stopped after one of three epochs with a made-up epoch-1 score peaking at lr 1e-3."""
+def _score_peaking_at_good_lr(config) -> dict:
+    return {"val_mAP50": 0.3 - 0.1 * _distance_to_good_lr(config)}
+
+
+def _pruned_sweep(algorithm: str, trials: int = 14, metrics=_score_peaking_at_good_lr):
+    """Every trial stopped after one of three epochs with made-up epoch-1 ``metrics`` of its configuration
+    (by default a score peaking at lr 1e-3)."""
     settings = SweepSettings(results_dir=Path("unused"), algorithm=algorithm, max_trials=trials, max_epochs=3,
                              seed=3)
     searcher = build_searcher(settings, _rtdetr_space())
@@ -324,7 +333,7 @@ def _pruned_sweep(algorithm: str, trials: int = 14):
     for i in range(trials):
         config = searcher.suggest(f"t{i}")
         proposals.append(config)
-        result = {"val_mAP50": 0.3 - 0.1 * _distance_to_good_lr(config), TIME_ATTR: 1, "training_iteration": 1}
+        result = {**metrics(config), TIME_ATTR: 1, "training_iteration": 1}
         searcher.on_trial_result(f"t{i}", result)
         searcher.on_trial_complete(f"t{i}", result)
     return searcher, proposals
@@ -390,14 +399,31 @@ def test_a_rerun_names_the_trial_it_repeats_in_trials_csv_and_mlflow(tmp_path):
     assert RERUN_TAG not in tracker.client.get_run(tracker._children["t0"]).data.tags
 
 
+def _mean_distance_after_startup(proposals) -> float:
+    own = proposals[startup_trials(len(proposals)):]
+    return sum(map(_distance_to_good_lr, own)) / len(own)
+
+
 def test_tpe_steers_by_pruned_trials_toward_the_learning_rate_their_epoch_values_favour():
     _, tpe = _pruned_sweep("asha")
     _, random = _pruned_sweep("random")
-    after_startup = slice(startup_trials(14), None)
-    tpe_distance = sum(map(_distance_to_good_lr, tpe[after_startup])) / len(tpe[after_startup])
-    random_distance = sum(map(_distance_to_good_lr, random[after_startup])) / len(random[after_startup])
+    tpe_distance, random_distance = _mean_distance_after_startup(tpe), _mean_distance_after_startup(random)
     # Without the pruned trials' values TPE would still be drawing at random (or modelling nothing).
     assert tpe_distance < 0.5 * random_distance, (tpe_distance, random_distance)
+
+
+def test_tpe_steers_by_the_training_loss_of_pruned_trials_whose_scores_are_chance_matches():
+    # Every epoch-1 score is under the noise floor and says nothing of lr; the training loss falls toward
+    # lr 1e-3 (a learning configuration lowers it from about 28 at once).
+    def chance_score_and_loss(seed):
+        chance = random.Random(seed)
+        return lambda config: {"val_mAP50": chance.uniform(0, 0.5 * NOISE_FLOOR),
+                               "loss": 20.0 + 3.0 * _distance_to_good_lr(config)}
+
+    tpe = [_mean_distance_after_startup(_pruned_sweep("asha", metrics=chance_score_and_loss(s))[1]) for s in range(3)]
+    rnd = [_mean_distance_after_startup(_pruned_sweep("random", metrics=chance_score_and_loss(s))[1]) for s in range(3)]
+    # Ordered by the chance scores, TPE would follow noise and draw about as far off as random search.
+    assert sum(tpe) < 0.5 * sum(rnd), (tpe, rnd)
 
 
 def _promoting_sweep(seed: int, liar: bool, trials: int = 24, runs_for: int = 6) -> float:
