@@ -125,7 +125,7 @@ class _PromotingBracket(_AsyncBracket):
     def _requeue_the_top_of(self, recorded: Dict[str, float]) -> None:
         """Hand waiting trials now in the rung's top 1/eta to :attr:`requeue` (once each; their results
         leave the rung, which their re-runs rejoin).  The top as Ray's rule draws it for an arrival (a score
-        not below the cutoff): when results tie at the cutoff (zeros a trainer reported no loss with: see
+        not below the cutoff): when results tie at the cutoff (scores a trainer reported no loss with: see
         :mod:`.rung_score`), later ones pass, and one that arrived first must not be the only one stopped
         for good (measured: the demo lost the configuration it had won with, 0.54, that way)."""
         if self.requeue is None or len(recorded) < self.rf:
@@ -144,7 +144,7 @@ class PromotingASHA(ASHAScheduler):
     One bracket (the most aggressive: every trial may stop at the grace period); a trial that reaches max_t
     ends there.  :meth:`requeue_with` connects the searcher that proposes a waiting trial's configuration
     again; a re-run is one of the sweep's ``max_trials``.  Rungs rank trials by :func:`.rung_score.rung_result`
-    (zeros by their training loss).
+    (those below its noise floor by their training loss).
     """
 
     def __init__(self, *, grace_period: int, max_t: int, reduction_factor: float, max_trials: int, **kwargs):
@@ -314,7 +314,7 @@ class _FullRungsMixin:
         self._get_r0 = lambda s: hyperband_rungs(self._max_t_attr, self._eta, self._aggressiveness(s))[0]
 
     def on_trial_result(self, tune_controller, trial, result: Dict[str, Any]) -> str:
-        # A bracket halves by these scores: trials at 0 in the order of their training loss.
+        # A bracket halves by these scores: trials below the noise floor in the order of their training loss.
         return super().on_trial_result(tune_controller, trial, rung_result(result, self._metric, self._mode))
 
     def on_trial_add(self, tune_controller, trial) -> None:
