@@ -26,31 +26,47 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 from pathlib import Path
-from typing import Iterator, List, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from scipy.stats import spearmanr
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from automl.sweep.rung_score import NOISE_FLOOR, rung_result  # noqa: E402
+
 METRIC = "val_mAP50"
+LOSS = "loss"   # the epoch's mean training loss, which the rungs rank scores under their noise floor by
 
 
 def load_curves(source: Path) -> List[List[float]]:
     """Every random-search trial's per-epoch METRIC, for the trials that trained the full budget: from a
     part-2 --workdir, or from a JSON file that :func:`save_curves` wrote."""
+    return [values for values, _ in load_runs(source)]
+
+
+def load_runs(source: Path) -> List[Tuple[List[float], Optional[List[float]]]]:
+    """(METRIC, training loss) per epoch of every full-budget random-search trial; the losses are None
+    where the source has none (a curves file saved before they were kept)."""
     if source.is_file():
-        curves = json.loads(source.read_text())["curves"]
+        saved = json.loads(source.read_text())
+        runs = list(zip(saved["curves"], saved.get("losses") or [None] * len(saved["curves"])))
     else:
-        curves = []
+        runs = []
         for metrics in sorted(source.glob("seed*_random/results/automl/trials/*/train/metrics.jsonl")):
-            curves.append([float(json.loads(line)[METRIC])
-                           for line in metrics.read_text().splitlines() if line.strip()])
-    budget = max((len(curve) for curve in curves), default=0)
-    return [curve for curve in curves if len(curve) == budget]
+            epochs = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+            runs.append(([float(epoch[METRIC]) for epoch in epochs], [float(epoch[LOSS]) for epoch in epochs]))
+    budget = max((len(values) for values, _ in runs), default=0)
+    return [(values, losses) for values, losses in runs if len(values) == budget]
 
 
-def save_curves(curves: List[List[float]], path: Path, source: Path) -> None:
-    """The curves as JSON: a few kilobytes that stand for hours of training (part 2's random searches)."""
-    path.write_text(json.dumps({"metric": METRIC, "from": str(source), "curves": curves}, indent=None) + "\n")
+def save_curves(runs: List[Tuple[List[float], Optional[List[float]]]], path: Path, source: Path) -> None:
+    """The curves (and their losses) as JSON: a few kilobytes that stand for hours of training (part 2's
+    random searches)."""
+    losses = [loss for _, loss in runs]
+    path.write_text(json.dumps({"metric": METRIC, "from": str(source), "curves": [values for values, _ in runs],
+                                "losses": losses if all(loss is not None for loss in losses) else None},
+                               indent=None) + "\n")
 
 
 def rungs_of(budget: int, eta: int, grace: int = 1) -> List[int]:
@@ -111,9 +127,10 @@ def main() -> None:
                         help="also write the full curves to FILE (JSON), for later runs of this and the replay")
     args = parser.parse_args()
 
-    curves = load_curves(args.workdir)
+    runs = load_runs(args.workdir)
+    curves = [values for values, _ in runs]
     if args.save_curves:
-        save_curves(curves, args.save_curves, args.workdir)
+        save_curves(runs, args.save_curves, args.workdir)
     if len(curves) < 2:
         raise SystemExit(f"{args.workdir}: fewer than 2 full random-search curves under seed*_random/")
     budget = len(curves[0])
@@ -122,9 +139,15 @@ def main() -> None:
     finals = [max(curve) for curve in curves]
     print(f"{len(curves)} full {budget}-epoch curves from {args.workdir}; rungs {rungs}; random search "
           f"{args.random_trials} x {budget} = {args.random_trials * budget} epochs, a third = {goal_epochs:.0f}")
+    with_losses = all(losses is not None for _, losses in runs)
     for rung in rungs[:-1]:
         rho = spearmanr([curve[rung - 1] for curve in curves], finals).correlation
-        print(f"  rank correlation of the epoch-{rung} score with the best: {rho:.2f}")
+        scored = ""
+        if with_losses:   # as the product's rungs rank them: scores under the noise floor by loss
+            ranked = [rung_result({METRIC: values[rung - 1], LOSS: losses[rung - 1]}, METRIC, "max")[METRIC]
+                      for values, losses in runs]
+            scored = f"; as the rungs score it (by loss under {NOISE_FLOOR:g}): {spearmanr(ranked, finals).correlation:.2f}"
+        print(f"  rank correlation of the epoch-{rung} score with the best: {rho:.2f}{scored}")
 
     rng = random.Random(args.seed)
     # Bracket sizes around the largest whose halving fits a third of random search's epochs.

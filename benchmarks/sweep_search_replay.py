@@ -15,7 +15,9 @@ end, so any prefix of a curve is what a scheduler would have seen):
 The rules replayed:
 
 - ``tao-automl asha``: the product's scheduler itself (automl.sweep.schedulers, ``--algorithm asha``),
-  re-runs of waiting trials included (a re-run replays the same curve: training is deterministic);
+  re-runs of waiting trials included (a re-run replays the same curve: training is deterministic), and
+  the recorded training losses where the curves carry them (its rungs rank scores under their noise
+  floor by loss);
 - ``Ray ASHA``: Ray Tune's ASHAScheduler with the same rungs;
 - ``paper ASHA``: Li et al. 2020's rule with pauses: a trial waits at each rung, a free worker first
   resumes the best waiting trial in its rung's top 1/eta, else starts a new one (once no trial is left
@@ -29,6 +31,7 @@ The rules replayed:
 
     python benchmarks/sweep_search_replay.py WORKDIR [--grace-period 1] [--trials 216] [--sweeps 2000]
     python benchmarks/sweep_search_replay.py benchmarks/data/part2_random_curves.json --grace-period 3
+    python benchmarks/sweep_search_replay.py benchmarks/data/part2_wide_random_curves.json
 
 WORKDIR: a part-2 --workdir (its seed*_random folders), or a JSON file of curves
 (benchmarks/sweep_search_ceiling.py --save-curves).
@@ -51,8 +54,8 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler  # noqa: E402
 from automl.sweep.schedulers import build_scheduler  # noqa: E402
 from automl.sweep.settings import SweepSettings  # noqa: E402
 from automl.sweep.trial import RERUN_OF, TIME_ATTR  # noqa: E402
-from sweep_search_ceiling import (METRIC, curve_arguments, halving_order, largest_bracket_within,  # noqa: E402
-                                  load_curves, rungs_of)
+from sweep_search_ceiling import (LOSS, METRIC, curve_arguments, halving_order, largest_bracket_within,  # noqa: E402
+                                  load_runs, rungs_of)
 
 Curve = List[float]
 
@@ -90,18 +93,20 @@ class _Clock:
 
 
 def replay_ray_scheduler(scheduler, curves: Sequence[Curve], clock: _Clock, workers: int, trials: int,
-                         max_t: int, requeue: bool) -> Optional[int]:
-    """Drive a Ray Tune scheduler as Tune would: add, result, complete.  Returns epochs to the target."""
+                         max_t: int, requeue: bool, losses: Optional[Sequence[Curve]] = None) -> Optional[int]:
+    """Drive a Ray Tune scheduler as Tune would: add, result, complete.  Returns epochs to the target.
+    ``losses[i]``: curve i's training loss per epoch, reported with its scores (the product's rungs rank
+    scores under their noise floor by it)."""
     queue: List[str] = []
     if requeue:
         scheduler.requeue_with(lambda trial_id: queue.append(trial_id) or True)
-    curve_of: Dict[str, Curve] = {}
+    curve_of: Dict[str, int] = {}   # trial -> the index of the curve it replays
     done: Dict[str, int] = {}
     started = 0
     while True:
         while len(done) < workers and started < trials:
             trial_id, rerun_of = f"t{started}", queue.pop(0) if queue else ""
-            curve_of[trial_id] = curve_of[rerun_of] if rerun_of else clock.rng.choice(curves)
+            curve_of[trial_id] = curve_of[rerun_of] if rerun_of else clock.rng.randrange(len(curves))
             scheduler.on_trial_add(None, _Trial(trial_id, rerun_of))
             done[trial_id], started = 0, started + 1
             clock.start(trial_id)
@@ -109,10 +114,13 @@ def replay_ray_scheduler(scheduler, curves: Sequence[Curve], clock: _Clock, work
             return clock.reached
         trial_id = clock.next()
         done[trial_id] += 1
-        epoch, value = done[trial_id], curve_of[trial_id][done[trial_id] - 1]
+        epoch, curve = done[trial_id], curve_of[trial_id]
+        value = curves[curve][epoch - 1]
         if clock.count(value):
             return clock.reached
         result = {TIME_ATTR: epoch, METRIC: value}
+        if losses is not None:
+            result[LOSS] = losses[curve][epoch - 1]
         if scheduler.on_trial_result(None, _Trial(trial_id), result) == TrialScheduler.STOP or epoch >= max_t:
             scheduler.on_trial_complete(None, _Trial(trial_id), result)
             del done[trial_id]
@@ -196,7 +204,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    curves = load_curves(args.workdir)
+    runs = load_runs(args.workdir)
+    curves = [values for values, _ in runs]
+    # The product's rungs rank scores under their noise floor by training loss: without the losses (an
+    # older curves file) its rule replays on the scores alone.
+    losses = [loss for _, loss in runs] if all(loss is not None for _, loss in runs) else None
     if len(curves) < 2:
         raise SystemExit(f"{args.workdir}: fewer than 2 full random-search curves")
     max_t = len(curves[0])
@@ -213,7 +225,8 @@ def main() -> None:
 
     rules = {
         "tao-automl asha": lambda clock: replay_ray_scheduler(
-            build_scheduler(settings, space=None), curves, clock, args.workers, trials, max_t, requeue=True),
+            build_scheduler(settings, space=None), curves, clock, args.workers, trials, max_t, requeue=True,
+            losses=losses),
         "Ray ASHA": lambda clock: replay_ray_scheduler(
             ASHAScheduler(time_attr=TIME_ATTR, metric=METRIC, mode="max", max_t=max_t, grace_period=rungs[0],
                           reduction_factor=args.eta, brackets=1, stop_last_trials=True),
@@ -226,7 +239,8 @@ def main() -> None:
     for n in sorted({args.eta ** below, largest_bracket_within(goal, rungs, args.eta)}):
         rules[f"SHA({n})"] = lambda clock, n=n: replay_successive_halving(curves, clock, n, rungs, args.eta)
 
-    print(f"{len(curves)} full {max_t}-epoch curves from {args.workdir}; rungs {rungs}; random search "
+    print(f"{len(curves)} full {max_t}-epoch curves {'with' if losses else 'without'} their losses from "
+          f"{args.workdir}; rungs {rungs}; random search "
           f"{args.random_trials} x {max_t} = {total} epochs, the goal within {goal}; {args.workers} workers, "
           f"ASHA rules up to {trials} trials; {args.sweeps} replayed sweeps a rule")
     print(f"  {'rule':<16} | {'P(goal)':>7} | {'epochs to target: median':>24} {'p25':>5} {'p75':>5}")

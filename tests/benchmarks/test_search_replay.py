@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
-from sweep_search_ceiling import halving_epochs, largest_bracket_within, rungs_of  # noqa: E402
+from sweep_search_ceiling import halving_epochs, largest_bracket_within, load_runs, rungs_of, save_curves  # noqa: E402
 from sweep_search_replay import _Clock, replay_successive_halving  # noqa: E402
 
 RISING = [round(0.1 * epoch, 1) for epoch in range(1, 10)]   # 0.1 at epoch 1 ... 0.9 at epoch 9
@@ -45,3 +45,20 @@ def test_the_replay_runs_every_rule_on_the_recorded_curves():
             if line.count("|") == 2 and "P(goal)" not in line}
     assert {"tao-automl asha", "Ray ASHA", "paper ASHA", "full-rung ASHA", "SHA(9)"} <= set(rows), done.stdout
     assert all(0.0 <= float(p) <= 1.0 for p in rows.values()), rows
+
+
+
+def test_saved_curves_keep_their_losses_and_older_files_load_without(tmp_path):
+    learns, dead = ([0.001, 0.02, 0.3], [26.0, 22.0, 19.0]), ([0.002, 0.001, 0.0], [28.5, 28.4, 28.4])
+    save_curves([learns, dead], tmp_path / "curves.json", tmp_path)
+    assert load_runs(tmp_path / "curves.json") == [learns, dead]
+    save_curves([learns, (dead[0], None)], tmp_path / "partial.json", tmp_path)   # losses for all or none
+    assert load_runs(tmp_path / "partial.json") == [(learns[0], None), (dead[0], None)]
+
+
+def test_the_replay_gives_the_product_s_rungs_the_recorded_losses():
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "sweep_search_replay.py"),
+                           str(BENCHMARKS / "data/part2_wide_random_curves.json"), "--sweeps", "5"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "24 full 27-epoch curves with their losses" in done.stdout, done.stdout
