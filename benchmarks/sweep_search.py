@@ -45,7 +45,11 @@ rare.  Measured (27 epochs, seeds 0 1 2, ``--asha-budget-fraction 0.3333``, 143 
 0.941 / 0.226 / 0.757 (seed 1 drew no good pair); ASHA + TPE within 72 epochs 0.926 / 0.281 (at epoch 30)
 / 0.380: met on 1 of 3.  ASHA ran 16 / 5 / 9 trials; on seeds 0 and 2 early, mediocre configurations
 trained 26-27 epochs each (seed 0: one ending at 0.62; seed 2: two, at 0.32 and 0.38), and on seed 2 one that
-learned nothing 9, because the rungs below them held mostly configurations that learned nothing.
+learned nothing 9, because the rungs below them held mostly configurations that learned nothing.  Dead
+trials scored 0.0003-0.0016 there, chance matches that ranked them above learning ones; with the rungs
+and TPE ranking scores under 0.01 by training loss (automl.sweep.rung_score; ``--reuse-random`` of that
+run, 28 min): 0.926 / 0.281 (at epoch 20) / 0.769 (at epoch 64), met on 2 of 3, median 0.30 of random
+search's epochs.
 """
 from __future__ import annotations
 
