@@ -209,7 +209,10 @@ def test_hyperband_resumes_with_finished_and_paused_trials_and_ends(tmp_path):
         pytest.fail(f"the resumed HyperBand sweep did not end in 300 s (saved before the kill: {saved})")
     assert resumed.returncode == 0, stderr[-3000:]
     rows = _rows(results)
-    assert sorted(r["trial_id"] for r in rows) == sorted(saved), "a trial was lost or added"
+    # None lost, none twice, and the budget finished: trials the driver had not started before the kill
+    # (how many it had depends on the machine's load) start after the resume, up to --max-trials.
+    ids = [r["trial_id"] for r in rows]
+    assert set(saved) <= set(ids) and len(ids) == len(set(ids)) == 6, (sorted(saved), ids)
     assert {r["status"] for r in rows} <= {"completed", "pruned"} and "completed" in {r["status"] for r in rows}
     for trial_id in finished_before:
         assert _starts(results, trial_id) == starts_before[trial_id], f"{trial_id} was trained again"
@@ -225,4 +228,4 @@ def test_hyperband_resumes_with_finished_and_paused_trials_and_ends(tmp_path):
         assert (float(row["best_val_mAP50"]), int(row["best_epoch"])) == (max(seen), seen.index(max(seen))), row
     _, parents, children = _mlflow_children(results)
     assert len(parents) == 1
-    assert sorted(c.data.tags["tao_automl.trial_id"] for c in children) == sorted(saved)
+    assert sorted(c.data.tags["tao_automl.trial_id"] for c in children) == sorted(ids)
