@@ -146,7 +146,8 @@ def main() -> None:
         if with_losses:   # as the product's rungs rank them: scores under the noise floor by loss
             ranked = [rung_result({METRIC: values[rung - 1], LOSS: losses[rung - 1]}, METRIC, "max")[METRIC]
                       for values, losses in runs]
-            scored = f"; as the rungs score it (by loss under {NOISE_FLOOR:g}): {spearmanr(ranked, finals).correlation:.2f}"
+            scored = (f"; as the rungs score it (by loss under {NOISE_FLOOR:g}): "
+                      f"{spearmanr(ranked, finals).correlation:.2f}")
         print(f"  rank correlation of the epoch-{rung} score with the best: {rho:.2f}{scored}")
 
     rng = random.Random(args.seed)
