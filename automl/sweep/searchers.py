@@ -199,7 +199,7 @@ def build_sampler(settings: SweepSettings, space: SearchSpace) -> optuna.sampler
     #   max_concurrent) are not near-copies of one proposal.  Only when every trial runs to the end: under
     #   ASHA / HyperBand / BOHB the trials that run long are the promoted ones, the best seen so far, and
     #   the lie would push proposals away from them for as long as they train (tests/sweep/
-    #   test_asha_search.py measures it).  Without it TPE just ignores running trials.
+    #   test_tpe_search.py measures it).  Without it TPE just ignores running trials.
     # n_ei_candidates: draws from the "good" density scored per proposal (Optuna's 24).
     # Not passed: prior_weight, consider_endpoints, consider_magic_clip, gamma, weights are deprecated
     # since Optuna 4.9 and fixed to their defaults in 6.0 (prior on with weight 1, no endpoints, the

@@ -57,7 +57,7 @@ def test_samplers_are_seeded_and_explicit(tmp_path):
     sampler = build_sampler(settings, space)
     assert isinstance(sampler, optuna.samplers.TPESampler)
     assert sampler._multivariate and sampler._constant_liar and sampler._n_startup_trials == 4
-    for early_stopping in ("asha", "hyperband", "bohb"):   # test_asha_search.py says why
+    for early_stopping in ("asha", "hyperband", "bohb"):   # test_tpe_search.py says why
         assert not build_sampler(SweepSettings(results_dir=tmp_path, algorithm=early_stopping), space)._constant_liar
     random_sampler = build_sampler(SweepSettings(results_dir=tmp_path, algorithm="random"), space)
     assert isinstance(random_sampler, optuna.samplers.RandomSampler)
