@@ -39,15 +39,10 @@ METRIC = "val_mAP50"
 LOSS = "loss"   # the epoch's mean training loss, which the rungs rank scores under their noise floor by
 
 
-def load_curves(source: Path) -> List[List[float]]:
-    """Every random-search trial's per-epoch METRIC, for the trials that trained the full budget: from a
-    part-2 --workdir, or from a JSON file that :func:`save_curves` wrote."""
-    return [values for values, _ in load_runs(source)]
-
-
 def load_runs(source: Path) -> List[Tuple[List[float], Optional[List[float]]]]:
-    """(METRIC, training loss) per epoch of every full-budget random-search trial; the losses are None
-    where the source has none (a curves file saved before they were kept)."""
+    """(METRIC, training loss) per epoch of every random-search trial that trained the full budget, from a
+    part-2 --workdir or a JSON file that :func:`save_curves` wrote; the losses are None where the source
+    has none (a curves file saved before they were kept)."""
     if source.is_file():
         saved = json.loads(source.read_text())
         runs = list(zip(saved["curves"], saved.get("losses") or [None] * len(saved["curves"])))
