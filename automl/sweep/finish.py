@@ -206,7 +206,7 @@ def _print_summary(outcome: SweepOutcome, settings: SweepSettings, table: Trials
         log(format_front(pareto_front(list(table.records.values()), settings.mode), settings.metric))
         log(f"pareto.csv: {settings.automl_dir / PARETO_FILE} (the most accurate front trial is exported)")
     log(f"trials.csv: {table.path}")
-    log(f"disk used by the sweep: {_disk_usage(settings.automl_dir) / 1e6:.1f} MB in {settings.automl_dir}")
+    log(f"disk used by the sweep: {disk_usage(settings.automl_dir) / 1e6:.1f} MB in {settings.automl_dir}")
     if settings.mlflow_uri:
         log(f"MLflow: {settings.mlflow_uri}")
     else:
@@ -233,5 +233,12 @@ def _cell(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _disk_usage(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+def disk_usage(folder: Path) -> int:
+    """Bytes of the files under ``folder``, each counted once however many names it has (a trainer links
+    its epoch, best and latest checkpoints when they hold the same state)."""
+    sizes = {}
+    for path in folder.rglob("*"):
+        if path.is_file():
+            stat = path.stat()
+            sizes[(stat.st_dev, stat.st_ino)] = stat.st_size
+    return sum(sizes.values())

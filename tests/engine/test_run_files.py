@@ -1,6 +1,10 @@
-"""status.json, metrics.jsonl and checkpoint names, written atomically."""
+"""status.json, metrics.jsonl, checkpoint names and checkpoint files, written atomically."""
 import json
+import os
 
+import torch
+
+from trainers.rtdetr.checkpoint import load_checkpoint, save_checkpoint
 from trainers.rtdetr.engine import run_files
 
 
@@ -41,3 +45,29 @@ def test_checkpoint_names_and_train_folder(tmp_path):
     assert run_files.epoch_checkpoint_name(120) == "model_epoch_120.pth"
     assert run_files.train_dir(tmp_path) == tmp_path / "train"
     assert run_files.train_dir(tmp_path, str(tmp_path / "elsewhere")) == tmp_path / "elsewhere"
+
+
+def test_one_checkpoint_saved_under_several_names_is_one_file_and_a_later_save_leaves_the_others(tmp_path):
+    epoch, best, latest = (tmp_path / name for name in ("model_epoch_000.pth", "model_best.pth", "model_latest.pth"))
+    save_checkpoint({"epoch": 0, "weights": torch.arange(4.0)}, epoch, best, latest)
+    assert {path.stat().st_ino for path in (epoch, best, latest)} == {epoch.stat().st_ino}
+    assert torch.equal(load_checkpoint(best)["weights"], torch.arange(4.0))
+
+    save_checkpoint({"epoch": 1, "weights": torch.zeros(4)}, tmp_path / "model_epoch_001.pth", latest)
+    assert load_checkpoint(latest)["epoch"] == 1
+    assert load_checkpoint(epoch)["epoch"] == load_checkpoint(best)["epoch"] == 0
+    assert torch.equal(load_checkpoint(best)["weights"], torch.arange(4.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model_best.pth", "model_epoch_000.pth", "model_epoch_001.pth", "model_latest.pth"]
+
+
+def test_where_the_filesystem_refuses_hard_links_the_other_names_are_copies(tmp_path, monkeypatch):
+    def refuse(source, target):
+        raise PermissionError(1, "Operation not permitted", str(target))
+
+    monkeypatch.setattr(os, "link", refuse)
+    best, latest = tmp_path / "model_best.pth", tmp_path / "model_latest.pth"
+    save_checkpoint({"epoch": 3}, best, latest)
+    assert best.stat().st_ino != latest.stat().st_ino and best.read_bytes() == latest.read_bytes()
+    assert load_checkpoint(latest)["epoch"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_best.pth", "model_latest.pth"]

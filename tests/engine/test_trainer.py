@@ -22,6 +22,7 @@ def test_a_run_leaves_taos_results_folder(tmp_path):
     out = tmp_path / "train"
     names = sorted(p.name for p in out.iterdir() if p.suffix == ".pth")
     assert names == ["model_best.pth", "model_epoch_001.pth", "model_epoch_002.pth", "model_latest.pth"]
+    assert load_checkpoint(out / "model_epoch_001.pth")["epoch"] == 1   # not overwritten by the later epochs
 
     records = [json.loads(line) for line in (out / "status.json").read_text().splitlines()]
     assert [r["status"] for r in records] == ["STARTED", "RUNNING", "RUNNING", "RUNNING", "SUCCESS"]

@@ -2,8 +2,10 @@
 
 Tune tells the driver a trial stopped while the trial's worker is still
 stopping its trainer (SIGTERM, up to 10 s): a trainer that writes one more
-checkpoint in that time must not leave it behind.
+checkpoint in that time must not leave it behind.  The disk a sweep reports using
+counts a checkpoint linked under several names once.
 """
+import os
 import sys
 import threading
 import time
@@ -41,3 +43,14 @@ def test_a_trainer_that_is_gone_does_not_delay_tidying(tmp_path):
     started = time.monotonic()
     tidy_finished_trial(folder, True)
     assert time.monotonic() - started < 5
+
+
+def test_disk_used_counts_a_checkpoint_linked_under_several_names_once(tmp_path):
+    from automl.sweep.finish import disk_usage
+
+    train = tmp_path / "trial" / "train"
+    train.mkdir(parents=True)
+    (train / "model_latest.pth").write_bytes(b"x" * 1000)
+    os.link(train / "model_latest.pth", train / "model_best.pth")
+    (tmp_path / "trials.csv").write_bytes(b"y" * 10)
+    assert disk_usage(tmp_path) == 1010

@@ -24,17 +24,21 @@ from typing import Any, Dict
 
 import torch
 
-from trainers.atomic_write import write_atomic
+from trainers.atomic_write import same_file_atomic, write_atomic
 from trainers.errors import UserError
 
 FORMAT = "tao-automl/rtdetr"
 FORMAT_VERSION = 1
 
 
-def save_checkpoint(payload: Dict[str, Any], path: os.PathLike | str) -> Path:
-    """Atomically write ``payload`` (tensors and plain data) to ``path``."""
+def save_checkpoint(payload: Dict[str, Any], path: os.PathLike | str, *more: os.PathLike | str) -> Path:
+    """Atomically write ``payload`` (tensors and plain data) to ``path``, then give each of ``more`` the
+    same file, in order (serialized once: see :func:`trainers.atomic_write.same_file_atomic`)."""
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
-    return write_atomic(path, lambda handle: torch.save(payload, handle))
+    written = write_atomic(path, lambda handle: torch.save(payload, handle))
+    for other in more:
+        same_file_atomic(written, other)
+    return written
 
 
 def load_checkpoint(path: os.PathLike | str, map_location: str | torch.device = "cpu") -> Dict[str, Any]:

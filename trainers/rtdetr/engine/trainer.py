@@ -313,11 +313,11 @@ def _write_epoch(cfg, parts: Parts, out_dir: Path, status: run_files.StatusLog, 
         model_config=_model_config(cfg), num_classes=_num_classes(parts), category_ids=parts.category_ids,
         class_names=parts.class_names)
     payload[EPOCH_RECORD_KEY] = run_files.json_safe(record)
-    if save_epoch:
-        save_checkpoint(payload, out_dir / run_files.epoch_checkpoint_name(epoch))
-    if save_best:
-        save_checkpoint(payload, out_dir / run_files.BEST_CHECKPOINT)
-    save_checkpoint(payload, out_dir / run_files.LATEST_CHECKPOINT)
+    # One serialization, the other names linked to it.  The latest last: a crash before it leaves the
+    # previous epoch to resume from, which trains this one again and rewrites the others.
+    names = [run_files.epoch_checkpoint_name(epoch)] if save_epoch else []
+    names += [run_files.BEST_CHECKPOINT] if save_best else []
+    save_checkpoint(payload, *(out_dir / name for name in names + [run_files.LATEST_CHECKPOINT]))
     run_files.append_jsonl_atomic(out_dir / run_files.METRICS_FILE, record)
     kpi = None
     if metrics is not None:
