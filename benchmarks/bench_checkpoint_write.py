@@ -28,6 +28,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from automl.sweep.finish import disk_usage  # noqa: E402
 from trainers.rtdetr.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 
 NAMES = ("model_epoch_000.pth", "model_best.pth", "model_latest.pth")
@@ -45,11 +46,6 @@ def tiny_checkpoint(folder: Path) -> Path:
     spec_path.write_text(yaml.safe_dump(spec))
     train(load_spec("rtdetr", spec_path, [], "train"), log=lambda _line: None)
     return folder / "results" / "train" / "model_latest.pth"
-
-
-def bytes_on_disk(folder: Path) -> int:
-    sizes = {(p.stat().st_dev, p.stat().st_ino): p.stat().st_size for p in folder.iterdir() if p.is_file()}
-    return sum(sizes.values())
 
 
 def main() -> None:
@@ -78,7 +74,7 @@ def main() -> None:
                 started = time.perf_counter()
                 write(out)
                 seconds[way].append(time.perf_counter() - started)
-                disk[way] = bytes_on_disk(out)
+                disk[way] = disk_usage(out)
         print(f"{source} ({source.stat().st_size / 1e6:.0f} MB), saved as {', '.join(NAMES)}; "
               f"median of {args.rounds} alternating rounds")
         for way in ways:

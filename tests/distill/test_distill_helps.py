@@ -12,7 +12,7 @@ Measured val_mAP50 (torch 2.13 CPU, one thread): teacher 0.273, seed 0 alone
 and training is deterministic, so the assertion's margin (0.03) is checked
 against the same 0.041 gap every run (benchmarks/bench_distill.py, seeds 0-2:
 gains +0.041, +0.039, +0.091).  The student alone trains in a second process
-while the distilled one trains here, a core each: about 1.5 min beside the
+while the distilled one trains here, a core each: about 1 min beside the
 teacher's 2.
 """
 import multiprocessing
