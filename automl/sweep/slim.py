@@ -17,11 +17,15 @@ TRAINING_STATE = ("optimizer", "lr_scheduler", "grad_scaler", "rng")
 
 
 def slim_checkpoint(path: Path) -> int:
-    """Rewrite ``path`` (atomically) without its training state; returns the bytes saved (0: nothing to do)."""
+    """Rewrite ``path`` (atomically) without its training state; returns the disk freed in bytes (0: nothing
+    to do).  Another name hard-linked to the file (the trainer links an epoch's checkpoint names:
+    trainers.atomic_write) keeps the full checkpoint, and its blocks: the slim copy then adds to the disk
+    used, a negative number."""
     from trainers.rtdetr.checkpoint import load_checkpoint, save_checkpoint
 
     path = Path(path)
-    before = path.stat().st_size
+    before = path.stat()
+    freed_by_replacing = before.st_size if before.st_nlink == 1 else 0
     payload = load_checkpoint(path)
     if not any(key in payload for key in TRAINING_STATE):
         return 0
@@ -29,4 +33,4 @@ def slim_checkpoint(path: Path) -> int:
         payload.pop(key, None)
     payload["training_state"] = "removed: a finished sweep trial keeps weights and metadata only"
     save_checkpoint(payload, path)
-    return before - path.stat().st_size
+    return freed_by_replacing - path.stat().st_size
