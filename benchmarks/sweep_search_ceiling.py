@@ -10,7 +10,11 @@ full learning curves) and, pooling the seeds' curves, draws sweeps from them (bo
 - how often the best of ``n`` random draws reaches random search's best of ``--random-trials`` (the
   oracle: a scheduler that knows each draw's end at no cost);
 - how often synchronous successive halving over ``n`` random draws (the top 1/eta of each rung by its
-  score goes on; SHA's decisions are ASHA's with every rung full) reaches it, and the epochs it spends.
+  score goes on; SHA's decisions are ASHA's with every rung full) reaches it, and the epochs it spends;
+- the evaluation noise under the target: the best curves' plateau (mean and standard deviation of their
+  last third) and how far their best epoch sits above it.  The target is a maximum over every epoch of
+  random search, so it rides on that noise: a sweep that trains the same configuration can miss it by
+  a standard deviation or so with the same model quality.
 
 No sampler learns here (TPE's proposals would have to be trained to be scored), and nothing trains:
 seconds, from the curves alone.
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import sys
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
@@ -104,6 +109,13 @@ def successive_halving(draws: Sequence[List[float]], rungs: Sequence[int], eta: 
     return max(scores), len(scores)
 
 
+def plateau(curve: Sequence[float]) -> Tuple[float, float]:
+    """Mean and standard deviation of a curve's last third: where a trained configuration's score settles,
+    and how much one evaluation of it moves from epoch to epoch (on part 2's 32 validation images)."""
+    tail = curve[-max(2, len(curve) // 3):]
+    return statistics.mean(tail), statistics.stdev(tail)
+
+
 def curve_arguments(description: str) -> argparse.ArgumentParser:
     """The arguments this and sweep_search_replay.py share: the curves, random search's size, the rungs."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -144,6 +156,11 @@ def main() -> None:
             scored = (f"; as the rungs score it (by loss under {NOISE_FLOOR:g}): "
                       f"{spearmanr(ranked, finals).correlation:.2f}")
         print(f"  rank correlation of the epoch-{rung} score with the best: {rho:.2f}{scored}")
+    print(f"  evaluation noise, the {min(4, len(curves))} best curves (plateau: their last third):")
+    for curve in sorted(curves, key=max, reverse=True)[:4]:
+        mean, spread = plateau(curve)
+        print(f"    best {max(curve):.3f} | plateau {mean:.3f} +- {spread:.3f} | best - plateau "
+              f"{(max(curve) - mean) / spread if spread else 0:.1f} sd")
 
     rng = random.Random(args.seed)
     # Bracket sizes around the largest whose halving fits a third of random search's epochs.

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
-from sweep_search_ceiling import halving_epochs, largest_bracket_within, load_runs, rungs_of, save_curves  # noqa: E402
+from sweep_search_ceiling import (halving_epochs, largest_bracket_within, load_runs, plateau, rungs_of,  # noqa: E402
+                                  save_curves)
 from sweep_search_replay import _Clock, replay_successive_halving  # noqa: E402
 
 RISING = [round(0.1 * epoch, 1) for epoch in range(1, 10)]   # 0.1 at epoch 1 ... 0.9 at epoch 9
@@ -34,6 +35,13 @@ def test_successive_halving_trains_each_rung_in_full_before_the_next():
     assert replay_successive_halving([RISING], _clock(0.3), 9, rungs, eta=3) == 9 + 2
     assert replay_successive_halving([RISING], _clock(0.9), 9, rungs, eta=3) == 21
     assert replay_successive_halving([RISING], _clock(0.95), 9, rungs, eta=3) is None
+
+
+def test_a_plateau_is_the_last_third_of_a_curve_and_its_spread():
+    # Rising for 6 epochs, then settled around 0.8: the rise does not count as noise.
+    mean, spread = plateau([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.79, 0.81, 0.80])
+    assert abs(mean - 0.80) < 1e-9 and abs(spread - 0.01) < 1e-9
+    assert plateau([0.5, 0.5, 0.5]) == (0.5, 0.0)
 
 
 def test_the_replay_runs_every_rule_on_the_recorded_curves():
