@@ -61,6 +61,11 @@ median 0.30 of random search's epochs: the goal is met on the median.  The two m
 0.015 and 0.008 under random search's best, within one standard deviation of a trained configuration's
 score from epoch to epoch (0.014 for the best curve: sweep_search_ceiling.py's evaluation noise), which
 random search's best, a maximum over all its epochs, sits about one deviation above.
+A third of TPE's proposals after its start-up drawn at random (BOHB's random fraction; tried on a branch,
+not adopted; same random searches, 37 min for seeds 0-3): seeds 1 and 2 as before (epochs 20 and 64), seeds
+0 and 3 far below (0.686 and 0.629, against 0.926 and 0.940): at best 3 of 5, so not worth it.
+``--search-val-images`` scores every sweep on more validation images, for less of that noise; random
+searches must then be run again (a record or --reuse-random folder scored on another count is refused).
 """
 from __future__ import annotations
 
@@ -107,6 +112,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--decades", type=int, default=4,
                         help=f"search lr and lr_backbone over this many decades below {HIGHEST_LR:g}, log scale")
     parser.add_argument("--search-images", type=int, default=192)
+    parser.add_argument("--search-val-images", type=int, default=VAL_IMAGES,
+                        help="part 2's validation images: every score, and so random search's best (a maximum "
+                             "over all its epochs), carries evaluation noise that shrinks as this grows")
     parser.add_argument("--search-batch", type=int, default=4,
                         help="part 2's batch size: 4 gives 48 steps an epoch at 192 images, enough for one "
                              "epoch to tell a good learning rate from a bad one")
@@ -155,6 +163,11 @@ def earlier_run(root: Path) -> Optional[SweepRun]:
     return SweepRun(command=["(read back from", str(root), ")"], root=root, started=started, ended=ended,
                     returncode=0, epochs=[EpochSeen(when - started, trial, epoch, value)
                                           for when, trial, epoch, value in epochs])
+
+
+def val_images_of(workdir: Path) -> int:
+    """How many validation images an earlier part-2 run's sweeps were scored on (its search_data/val.json)."""
+    return len(json.loads((workdir / "search_data" / "val.json").read_text())["images"])
 
 
 def best_so_far(epochs: List[EpochSeen]) -> List[float]:
@@ -223,9 +236,11 @@ def part_search(args, work: Path) -> List[SeedResult]:
           f"x {args.max_epochs} epochs = {budget} epochs; {arm} up to {asha_trials} trials, "
           f"stopped at {asha_budget} epochs{'' if args.side_by_side else ' or once it reaches random search best'}; "
           f"lr and lr_backbone over [{HIGHEST_LR / 10 ** args.decades:g}, {HIGHEST_LR:g}] (log); "
-          f"{args.search_images} train images, batch {args.search_batch}, 2 trials at a time"
+          f"{args.search_images} train and {args.search_val_images} val images, batch {args.search_batch}, "
+          f"2 trials at a time"
           f"{' (random and ASHA side by side)' if args.side_by_side else ''} ==", flush=True)
-    data = one_class(write_shapes_dataset(work / "search_data", args.search_images, VAL_IMAGES, size=SIZE, seed=0))
+    data = one_class(write_shapes_dataset(work / "search_data", args.search_images, args.search_val_images,
+                                          size=SIZE, seed=0))
     common = ["--max-epochs", str(args.max_epochs), "--max-concurrent", "2", "--cpus-per-trial", "1",
               "--max-retries", "0"]
     runs = {}
@@ -271,6 +286,10 @@ def part_search(args, work: Path) -> List[SeedResult]:
         if (seed, "random") not in runs and args.reuse_random is not None:
             earlier = earlier_run(args.reuse_random / f"seed{seed}_random")
             if earlier is not None:
+                scored_on = val_images_of(args.reuse_random)
+                if scored_on != args.search_val_images:
+                    raise SystemExit(f"{args.reuse_random}: its random searches were scored on {scored_on} val "
+                                     f"images, not --search-val-images {args.search_val_images}")
                 runs[seed, "random"] = earlier
                 print(f"  seed {seed} random: {len(earlier.epochs)} epochs read back from {earlier.root}", flush=True)
         if (seed, "random") not in runs and str(seed) not in recorded:
@@ -280,10 +299,14 @@ def part_search(args, work: Path) -> List[SeedResult]:
             random_search(seed)
         if (seed, "random") in runs:
             random = random_summary(runs[seed, "random"])
-            record[str(seed)] = random
+            record[str(seed)] = random and dict(random, val_images=args.search_val_images)
             (work / RANDOM_RECORD).write_text(json.dumps(record, indent=1) + "\n")
         elif str(seed) in recorded:
             random = recorded[str(seed)]
+            if random.get("val_images", VAL_IMAGES) != args.search_val_images:
+                raise SystemExit(f"{args.random_record}: seed {seed}'s random search was scored on "
+                                 f"{random.get('val_images', VAL_IMAGES)} val images, not --search-val-images "
+                                 f"{args.search_val_images}")
             print(f"  seed {seed} random: best {random['best']:.3f} of {random['epochs']} epochs, from "
                   f"{args.random_record}", flush=True)
         else:
