@@ -111,7 +111,7 @@ def successive_halving(draws: Sequence[List[float]], rungs: Sequence[int], eta: 
 
 def plateau(curve: Sequence[float]) -> Tuple[float, float]:
     """Mean and standard deviation of a curve's last third: where a trained configuration's score settles,
-    and how much one evaluation of it moves from epoch to epoch (on part 2's 32 validation images)."""
+    and how much one evaluation of it moves from epoch to epoch (on part 2's validation set: 32 images by default)."""
     tail = curve[-max(2, len(curve) // 3):]
     return statistics.mean(tail), statistics.stdev(tail)
 
