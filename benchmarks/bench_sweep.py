@@ -84,7 +84,8 @@ def main() -> None:
 
     command_line = shlex.join([Path(sys.executable).name, *sys.argv])
     print(f"{command_line}\ncpus {os.cpu_count()}, load {load()} (the cores are shared: absolute seconds move with "
-          f"the load); tiny preset {SIZE}x{SIZE}, batch {BATCH}, {VAL_IMAGES} val images", flush=True)
+          f"the load); tiny preset {SIZE}x{SIZE}, batch {BATCH}, {VAL_IMAGES} val images "
+          f"(part 2: {args.search_val_images})", flush=True)
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
         work = args.workdir or Path(tmp)
